@@ -1,0 +1,53 @@
+"""The ``hpsearch`` command line. Each sub-module registers its commands on the main app."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+
+from hpsearch.errors import HpsearchError
+
+app = typer.Typer(
+    name="hpsearch",
+    help="Distributed, training-free hyperparameter search for LDOS surrogate networks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# Modules that define commands; each has ``register(app)``. Missing modules are skipped so a
+# partial installation still offers what it has.
+_COMMAND_MODULES = ("data", "search", "scoring", "descriptors", "tracking", "benchmark")
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"hpsearch.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"hpsearch.cli.{name}":
+                continue
+            raise
+        module.register(app)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+_register_all()
+
+
+def main() -> None:
+    """Console entry point: user errors become one clear message and exit code 2."""
+    try:
+        app()
+    except HpsearchError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

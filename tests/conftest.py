@@ -1,0 +1,51 @@
+"""Shared fixtures: the real Be2 data, a real local Ray, the small generated store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BE2_DIR = Path(os.environ.get("HPSEARCH_BE2_DIR", REPO_ROOT.parent / "shared" / "data" / "mala-be2"))
+
+
+@pytest.fixture(scope="session")
+def be2_dir() -> Path:
+    """The real Be2 DFT dataset (MALA format) at ../shared/data/mala-be2."""
+    if not (BE2_DIR / "Be_snapshot0.out.npy").exists():
+        pytest.fail(
+            f"Be2 data not found at {BE2_DIR}: check out ../shared beside the repository "
+            "or set HPSEARCH_BE2_DIR"
+        )
+    return BE2_DIR
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[object]:
+    """A real local Ray with 2 CPUs, its temp dir kept short (socket paths) and private."""
+    import ray
+
+    temp_dir = tempfile.mkdtemp(prefix="hpsray_", dir="/tmp")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _temp_dir=temp_dir,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)

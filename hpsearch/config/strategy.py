@@ -1,0 +1,124 @@
+"""The small base classes every search strategy and scheduler plug-in implements.
+
+Call order, driven by the runner (``hpsearch.tune``):
+
+1. ``__init__(space, options, context)`` stores its arguments and does no work;
+2. ``validate()`` raises :class:`~hpsearch.errors.ConfigError` for impossible combinations
+   (called before anything starts, also by ``hpsearch run --dry-run``);
+3. ``make_searcher()`` returns a Ray Tune ``Searcher``; ``num_samples()`` tells Tune how many
+   trials to ask for (-1: until the searcher returns ``Searcher.FINISHED``);
+4. Tune runs; the searcher's ``save``/``restore`` carry its state across ``hpsearch resume``.
+
+A strategy suggests *trial configs*: flat dicts of hyperparameters (names of
+:mod:`hpsearch.config.space`) plus reserved keys that start with an underscore, listed in
+:data:`RESERVED_KEYS`. The trainable fills everything a trial does not name from
+``StrategyContext.fixed``.
+
+Example, a strategy that tries one fixed configuration::
+
+    class OneShot(Strategy):
+        name = "one-shot"
+        description = "Train the fixed configuration once."
+
+        def make_searcher(self):
+            from ray.tune.search import BasicVariantGenerator
+            return BasicVariantGenerator(points_to_evaluate=[dict(self.context.fixed)])
+
+        def num_samples(self) -> int:
+            return 1
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from hpsearch.config.space import SearchSpace
+
+if TYPE_CHECKING:
+    from ray.tune.schedulers import TrialScheduler
+    from ray.tune.search import Searcher
+
+#: The objective every training trial reports (lower is better).
+METRIC = "band_energy_error_mev_per_atom"
+MODE: Literal["min"] = "min"
+#: The training-free score a trial reports before training when asked (higher is better).
+NASWOT_METRIC = "naswot_score"
+
+#: Reserved trial-config keys and their meaning.
+RESERVED_KEYS = {
+    "_kind": "'train' (default): train and evaluate; 'score': NASWOT-score `_candidates`, no training",
+    "_candidates": "list of architecture dicts scored by a 'score' trial",
+    "_seed": "integer added to the experiment seed for this trial's initialisations",
+    "_naswot": "true: report the NASWOT mean score first (for the naswot-pruner scheduler)",
+    "_phase": "free-form label of the strategy's phase, logged with the trial",
+}
+
+
+class StrategyOptions(BaseModel):
+    """Options of a strategy; subclasses add fields. Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    """What a strategy may know of the experiment besides its search space."""
+
+    seed: int = 0
+    #: values used for every hyperparameter a trial config does not name
+    fixed: dict[str, Any] = field(default_factory=dict)
+    #: the most trials the experiment allows (None: the strategy decides)
+    max_trials: int | None = None
+    #: how many trials may run at once
+    max_concurrent: int = 1
+    metric: str = METRIC
+    mode: Literal["min", "max"] = MODE
+
+
+class Strategy(abc.ABC):
+    """A search strategy: turns a search space into a Ray Tune searcher."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Options: ClassVar[type[StrategyOptions]] = StrategyOptions
+
+    def __init__(self, space: SearchSpace, options: StrategyOptions, context: StrategyContext) -> None:
+        self.space = space
+        self.options = options
+        self.context = context
+
+    def validate(self) -> None:
+        """Raise ConfigError for combinations this strategy cannot run. Default: accept."""
+
+    @abc.abstractmethod
+    def make_searcher(self) -> Searcher:
+        """A fresh Ray Tune Searcher (with save/restore) for this study."""
+
+    def num_samples(self) -> int:
+        """Trials Tune asks for; -1 runs until the searcher says FINISHED."""
+        return -1
+
+
+class SchedulerPlugin(abc.ABC):
+    """A trial scheduler added to any strategy (e.g. the NASWOT pruner)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Options: ClassVar[type[StrategyOptions]] = StrategyOptions
+    #: extra reserved keys the scheduler needs in every trial config (e.g. {"_naswot": True})
+    trial_flags: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, options: StrategyOptions, context: StrategyContext) -> None:
+        self.options = options
+        self.context = context
+
+    def validate(self) -> None:
+        """Raise ConfigError for impossible settings. Default: accept."""
+
+    @abc.abstractmethod
+    def make_scheduler(self) -> TrialScheduler:
+        """A fresh Ray Tune TrialScheduler (with save/restore where it has state)."""

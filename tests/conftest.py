@@ -49,3 +49,15 @@ def ray_local() -> Iterator[object]:
     finally:
         ray.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real MLflow tracking server on 127.0.0.1 with its own SQLite store (session scope)."""
+    from hpsearch.tracking.server import start_server
+
+    server = start_server(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,119 @@
+"""A Ray Tune callback that mirrors a study into MLflow (runs on the driver, never blocks it)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+from hpsearch.config.strategy import METRIC, NASWOT_METRIC
+from hpsearch.tracking.tracker import StudyTracker, TrialRecord
+
+_EPOCH_KEYS = ("epoch", "train_loss", "val_loss")
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters of a trial config as MLflow params (reserved keys summarised)."""
+    params: dict[str, Any] = {}
+    for key, value in config.items():
+        if key == "_candidates":
+            params["n_candidates"] = len(value)
+        elif key.startswith("_"):
+            params[key.lstrip("_")] = value
+        else:
+            params[key] = value
+    return params
+
+
+def trial_status(result: dict[str, Any] | None, errored: bool) -> tuple[str, str]:
+    """(status, reason) of a finished trial from its last result."""
+    if errored:
+        return "failed", "the trial raised; see the Ray Tune error file of the trial"
+    if not result:
+        return "failed", "the trial reported nothing"
+    status = str(result.get("status", ""))
+    if status in ("diverged", "failed"):
+        return status, str(result.get("reason", ""))
+    if result.get("naswot_scores") is not None:
+        return "completed", ""
+    value = result.get(METRIC)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "pruned", str(result.get("reason", "stopped by the scheduler before training"))
+    return "completed", ""
+
+
+class MLflowStudyCallback(Callback):
+    """Child run per trial under the study's parent run; epoch metrics written in batches."""
+
+    def __init__(self, tracker: StudyTracker, flush_interval_s: float = 5.0) -> None:
+        self.tracker = tracker
+        self.flush_interval_s = flush_interval_s
+        self._history: dict[str, list[dict[str, float]]] = {}
+        self._last_flush: dict[str, float] = {}
+        self._retries: dict[str, int] = {}
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        config = dict(trial.config)
+        self.tracker.open_trial(trial.trial_id, trial_params(config), str(config.get("_phase", "")))
+        self._last_flush[trial.trial_id] = time.monotonic()
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
+        if "train_loss" in result or "val_loss" in result:
+            self._history.setdefault(trial.trial_id, []).append(
+                {k: result[k] for k in _EPOCH_KEYS if result.get(k) is not None}
+            )
+        if time.monotonic() - self._last_flush.get(trial.trial_id, 0.0) >= self.flush_interval_s:
+            self._flush(trial.trial_id)
+
+    def _flush(self, trial_id: str) -> None:
+        rows = self._history.pop(trial_id, [])
+        if rows:
+            self.tracker.log_history(trial_id, rows)
+        self._last_flush[trial_id] = time.monotonic()
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._retries[trial.trial_id] = self._retries.get(trial.trial_id, 0) + 1
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._finish(trial, errored=False)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._finish(trial, errored=True)
+
+    def _finish(self, trial: Any, errored: bool) -> None:
+        self._flush(trial.trial_id)
+        result = dict(trial.last_result or {})
+        status, reason = trial_status(result, errored)
+        scores = result.get("naswot_scores")
+        extra = {"n_parameters": result["n_parameters"]} if "n_parameters" in result else {}
+        if scores:
+            finite = [s for s in scores if s is not None and math.isfinite(s)]
+            extra["n_scored"] = float(len(scores))
+            if finite:
+                extra["best_naswot_score"] = max(finite)
+        config = dict(trial.config)
+        self.tracker.log_trial(
+            TrialRecord(
+                trial_id=trial.trial_id,
+                params=trial_params(config),
+                status=status,
+                reason=reason,
+                band_energy_error_mev_per_atom=_number(result.get(METRIC)),
+                band_energy_error_std_mev_per_atom=_number(result.get("band_energy_error_std_mev_per_atom")),
+                naswot_score=_number(result.get(NASWOT_METRIC)),
+                training_seconds=_number(result.get("training_seconds")),
+                phase=str(config.get("_phase", "")),
+                retries=self._retries.get(trial.trial_id, 0),
+                extra_metrics=extra,
+            )
+        )
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

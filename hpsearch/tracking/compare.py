@@ -1,0 +1,100 @@
+"""The paper's comparison table, read back from MLflow (``mlflow.search_runs``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from hpsearch.errors import HpsearchError
+from hpsearch.tracking import summary as s
+
+COLUMNS = [
+    "strategy",
+    "study",
+    "error_mean_mev_per_atom",
+    "error_std_mev_per_atom",
+    "best_trial_error_mev_per_atom",
+    "core_seconds",
+    "gpu_seconds",
+    "wall_seconds",
+    "speedup_vs_tpe",
+    "trials_completed",
+    "trials_pruned",
+    "trials_failed",
+    "n_parameters",
+]
+
+
+def study_runs(experiment_name: str, tracking_uri: str) -> pd.DataFrame:
+    """One row per study (parent run) of an experiment."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(experiment_name) is None:
+        raise HpsearchError(
+            f"no MLflow experiment named {experiment_name!r} at {tracking_uri}: run a study first "
+            "or point MLFLOW_TRACKING_URI at the server that holds it"
+        )
+    runs = mlflow.search_runs(
+        experiment_names=[experiment_name],
+        filter_string="tags.`hpsearch.role` = 'study'",
+        output_format="pandas",
+    )
+    assert isinstance(runs, pd.DataFrame)
+    return runs
+
+
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    return runs[name] if name in runs.columns else pd.Series([float("nan")] * len(runs), index=runs.index)
+
+
+def comparison_table(runs: pd.DataFrame, reference: str = "tpe") -> pd.DataFrame:
+    """Strategy, retrained error mean/std, compute, wall time and speed-up relative to `reference`."""
+    table = pd.DataFrame(
+        {
+            "strategy": _column(runs, "params.strategy"),
+            "study": _column(runs, "tags.mlflow.runName"),
+            "error_mean_mev_per_atom": _column(runs, f"metrics.{s.RETRAIN_MEAN}"),
+            "error_std_mev_per_atom": _column(runs, f"metrics.{s.RETRAIN_STD}"),
+            "best_trial_error_mev_per_atom": _column(runs, f"metrics.{s.BEST_ERROR}"),
+            "core_seconds": _column(runs, f"metrics.{s.CORE_SECONDS}"),
+            "gpu_seconds": _column(runs, f"metrics.{s.GPU_SECONDS}"),
+            "wall_seconds": _column(runs, f"metrics.{s.WALL_SECONDS}"),
+            "trials_completed": _column(runs, f"metrics.{s.TRIALS_COMPLETED}"),
+            "trials_pruned": _column(runs, f"metrics.{s.TRIALS_PRUNED}"),
+            "trials_failed": _column(runs, f"metrics.{s.TRIALS_FAILED}"),
+            "n_parameters": _column(runs, f"metrics.{s.BEST_N_PARAMETERS}"),
+        }
+    )
+    reference_rows = table[table["strategy"] == reference]
+    if len(reference_rows):
+        reference_cost = float(reference_rows["core_seconds"].iloc[0])
+        table["speedup_vs_tpe"] = reference_cost / table["core_seconds"]
+    else:
+        table["speedup_vs_tpe"] = float("nan")
+    return table[COLUMNS].sort_values("core_seconds", ascending=False).reset_index(drop=True)
+
+
+def format_table(table: pd.DataFrame) -> list[list[Any]]:
+    """Rows of strings for printing (rich or Markdown)."""
+    rows = []
+    for _, row in table.iterrows():
+        rows.append(
+            [
+                row["strategy"],
+                f"{row['error_mean_mev_per_atom']:.2f} ± {row['error_std_mev_per_atom']:.2f}",
+                f"{row['core_seconds']:.0f}",
+                f"{row['wall_seconds']:.0f}",
+                f"{row['speedup_vs_tpe']:.1f}x",
+                f"{row['n_parameters']:.0f}",
+            ]
+        )
+    return rows
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    header = "| strategy | band-energy error (meV/atom), 5 retrains | compute (core-s) | wall (s) | speed-up vs tpe | network parameters |"
+    lines = [header, "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in format_table(table)]
+    return "\n".join(lines)

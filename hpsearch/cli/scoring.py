@@ -1,0 +1,88 @@
+"""``hpsearch naswot-study``: does the NASWOT score rank trained networks? (the paper's figure 5)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hpsearch.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``naswot-study`` command to the main app."""
+    app.command("naswot-study")(naswot_study)
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{option} {text!r} is not a comma-separated list of integers, e.g. 16,32,64") from exc
+    if not values or min(values) < 1:
+        raise ConfigError(f"{option} {text!r} needs positive integers, e.g. 16,32,64")
+    return values
+
+
+def _default_store() -> Path:
+    try:
+        from hpsearch.data.generate import DatasetSettings, default_store_path, generate_dataset
+    except ImportError as exc:
+        raise ConfigError(
+            "no --store given and the embedded dataset generator is not available: pass a store, "
+            "e.g. one made by `hpsearch data import-mala`"
+        ) from exc
+    return Path(generate_dataset(default_store_path(), DatasetSettings()))
+
+
+def naswot_study(
+    store: Annotated[Optional[Path], typer.Option(help="Snapshot store (default: the embedded dataset).")] = None,
+    trials: Annotated[Optional[Path], typer.Option(
+        help="CSV of already trained trials (score, error[, init_scores_paper]): only compute tau and plot.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder for trials.csv, naswot_study.json, PNG.")] = Path(
+        "results/naswot_study"),
+    architectures: Annotated[int, typer.Option("--architectures", "-k", help="How many to sample and train.")] = 24,
+    n_init: Annotated[int, typer.Option(help="Initialisations per architecture (eq. 14).")] = 5,
+    batch_size: Annotated[int, typer.Option(help="NASWOT batch: at most the number of features.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of sampling, batch and initialisations.")] = 0,
+    depths: Annotated[str, typer.Option(help="Hidden-layer counts, comma-separated.")] = "1,2,3",
+    widths: Annotated[str, typer.Option(help="Widths per hidden layer, comma-separated.")] = "16,32,64,128",
+    activations: Annotated[str, typer.Option(help="Activations, comma-separated.")] = "ReLU,LeakyReLU,Sigmoid,Tanh",
+    max_epochs: Annotated[int, typer.Option(help="Training budget per architecture.")] = 20,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 5,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    train_batch_size: Annotated[int, typer.Option(help="Training mini-batch size.")] = 512,
+    error_label: Annotated[str, typer.Option(help="Axis label of the error (with --trials).")] = (
+        "band-energy error (meV/atom)"),
+) -> None:
+    """Kendall tau between NASWOT score and trained band-energy error, with the scatter plot.
+
+    With --trials, analyse given trials; otherwise sample K architectures from the space, score
+    them (NASWOT mean score), train each with a small budget and evaluate it on the test snapshots.
+    """
+    from hpsearch.scoring.study import naswot_error_study, read_trials_csv
+
+    if trials is not None:
+        pairs, labels = read_trials_csv(trials)
+        study = naswot_error_study(pairs, out / "naswot_error.png", labels=labels, error_label=error_label)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "naswot_study.json").write_text(json.dumps(study.to_dict(), indent=2, default=str))
+    else:
+        from hpsearch.model import TrainingSettings
+        from hpsearch.scoring.experiment import ArchitectureSpace, run_naswot_study
+
+        space = ArchitectureSpace(
+            depths=_ints(depths, "--depths"), widths=_ints(widths, "--widths"),
+            activations=tuple(a.strip() for a in activations.split(",") if a.strip()),
+        )
+        settings = TrainingSettings(max_epochs=max_epochs, patience=patience, learning_rate=learning_rate,
+                                    batch_size=train_batch_size, seed=seed)
+        study = run_naswot_study(store or _default_store(), out, space=space, n_architectures=architectures,
+                                 n_init=n_init, batch_size=batch_size, seed=seed, settings=settings)
+    typer.echo(study.summary())
+    typer.echo(f"figure: {study.figure_path}  table/json: {out}")

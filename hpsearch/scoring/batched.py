@@ -1,0 +1,283 @@
+"""Fast NASWOT scoring of many architectures: the T initialisations of one architecture stacked.
+
+For each architecture the T networks are evaluated together as one stacked MLP (``baddbmm`` over
+a (T, out, in) weight stack) with a single forward and backward pass in float64 on the batch,
+which is moved to the device once. The correlation matrices of many architectures go through one
+batched symmetric eigensolver call. The scores equal :func:`naswot_mean_score` (one network at a
+time) to floating-point rounding: the initial weights are the same, because they either come from
+``build_network(spec, seed)`` or replay its random-number sequence (verified against a built
+network once per layer structure, with a fall-back to building each network).
+
+Example:
+    >>> specs = [NetworkSpec(n_in=91, n_out=11, widths=(w,) * d) for w in (32, 64) for d in (1, 2)]
+    >>> results = score_architectures(specs, batch, n_init=5, seed=0)
+    >>> best = max(zip(results, specs), key=lambda rs: rs[0].score)[1]
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from hpsearch.errors import ConfigError
+from hpsearch.scoring.naswot import (
+    WORST_SCORE,
+    BuildFn,
+    Convention,
+    NaswotResult,
+    check_options,
+    default_build_fn,
+    combine_scores,
+    correlation_matrices,
+    init_seeds,
+    naswot_jacobian,
+    scores_from_correlations,
+    validate_batch,
+)
+
+if TYPE_CHECKING:
+    from hpsearch.model.network import NetworkSpec
+
+__all__ = ["default_init_params", "score_architectures", "score_chunk", "stacked_jacobians"]
+
+log = logging.getLogger(__name__)
+
+#: Architectures whose correlation matrices share one eigensolver call.
+_EIG_GROUP = 32
+#: Fewer specs than this are scored serially even when Ray is running (task start-up dominates).
+_AUTO_RAY_MIN_SPECS = 64
+_Op = tuple[str, Any]  # ("linear", None) or ("act", module)
+_Params = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def _structure_key(spec: NetworkSpec) -> tuple[Any, ...]:
+    """Specs with the same key build the same sequence of modules (widths aside)."""
+    return (spec.n_in, spec.n_out, len(spec.widths), spec.hidden_activations, spec.dropout > 0)
+
+
+def _elementwise_types() -> tuple[type[torch.nn.Module], ...]:
+    from hpsearch.model.network import ACTIVATIONS
+
+    return tuple(ACTIVATIONS.values())
+
+
+def _plan(net: torch.nn.Module, dtype: torch.dtype, device: torch.device) -> list[_Op] | None:
+    """The ops of an nn.Sequential MLP for stacked evaluation; None if it is not one."""
+    if not isinstance(net, torch.nn.Sequential):
+        return None
+    elementwise = _elementwise_types()
+    ops: list[_Op] = []
+    for module in net:
+        if isinstance(module, torch.nn.Linear):
+            ops.append(("linear", None))
+        elif isinstance(module, (torch.nn.Dropout, torch.nn.Identity)):
+            continue  # the identity in eval mode
+        elif isinstance(module, elementwise):
+            ops.append(("act", copy.deepcopy(module).to(device=device, dtype=dtype).eval()))
+        else:
+            return None
+    return ops
+
+
+def _linear_params(net: torch.nn.Module) -> _Params:
+    return [(m.weight.detach(), m.bias.detach()) for m in net.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def _dims(spec: NetworkSpec) -> list[int]:
+    return [spec.n_in, *spec.widths, spec.n_out]
+
+
+def default_init_params(dims: Sequence[int], seed: int) -> _Params:
+    """The weights ``torch.nn.Linear`` layers of ``dims`` get after ``torch.manual_seed(seed)``.
+
+    Replays torch's default initialisation (Kaiming-uniform weight, uniform bias, layer by layer)
+    on a private generator, without building modules or touching the global RNG.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    gain = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))  # torch.nn.init.calculate_gain("leaky_relu", a)
+    params: _Params = []
+    for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+        weight_bound = math.sqrt(3.0) * (gain / math.sqrt(fan_in))  # as kaiming_uniform_
+        weight = torch.empty(fan_out, fan_in).uniform_(-weight_bound, weight_bound, generator=generator)
+        bias_bound = 1.0 / math.sqrt(fan_in)
+        bias = torch.empty(fan_out).uniform_(-bias_bound, bias_bound, generator=generator)
+        params.append((weight, bias))
+    return params
+
+
+def _same_params(a: _Params, b: _Params) -> bool:
+    return len(a) == len(b) and all(
+        wa.shape == wb.shape and torch.equal(wa, wb) and torch.equal(ba, bb)
+        for (wa, ba), (wb, bb) in zip(a, b)
+    )
+
+
+def stacked_jacobians(
+    ops: Sequence[_Op], params: Sequence[_Params], x: torch.Tensor
+) -> torch.Tensor:
+    """J of T networks of one structure in one pass: (T, N, n_in), on x's device and dtype."""
+    n_nets = len(params)
+    stacks = [
+        (torch.stack([p[i][0] for p in params]).to(x), torch.stack([p[i][1] for p in params]).to(x))
+        for i in range(len(params[0]))
+    ]
+    inputs = x.expand(n_nets, *x.shape).clone().requires_grad_(True)
+    hidden, layer = inputs, 0
+    for kind, module in ops:
+        if kind == "linear":
+            weight, bias = stacks[layer]
+            hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight.transpose(1, 2))
+            layer += 1
+        else:
+            hidden = module(hidden)
+    (grad,) = torch.autograd.grad(hidden.sum(), inputs)
+    return grad
+
+
+class _Scorer:
+    """Per-call state: per layer structure, whether weights replay and the evaluation ops."""
+
+    def __init__(self, x: torch.Tensor, seeds: tuple[int, ...], build: BuildFn, dtype: torch.dtype) -> None:
+        self.x = x
+        self.seeds = seeds
+        self.build = build
+        self.dtype = dtype
+        self.replayable: dict[tuple[Any, ...], bool] = {}
+        self.ops: dict[tuple[Any, ...], list[_Op]] = {}
+
+    def _params(self, spec: NetworkSpec) -> tuple[list[_Op] | None, list[_Params]]:
+        """Evaluation ops and the T initial weights of ``spec`` (ops None: not a plain MLP).
+
+        Whether torch's default init can be replayed is checked once per layer structure, on
+        the first spec of that structure; otherwise every network is built.
+        """
+        key = _structure_key(spec)
+        first: _Params | None = None
+        if key not in self.replayable:
+            template = self.build(spec, self.seeds[0])
+            ops = _plan(template, self.dtype, self.x.device)
+            first = _linear_params(template)
+            self.replayable[key] = ops is not None and _same_params(
+                first, default_init_params(_dims(spec), self.seeds[0])
+            )
+            if self.replayable[key]:
+                self.ops[key] = ops  # type: ignore[assignment]
+            else:
+                log.info("networks of structure %s cannot be replayed: building each one", key)
+        if not self.replayable[key]:
+            nets = [self.build(spec, s) for s in self.seeds]
+            return _plan(nets[0], self.dtype, self.x.device), [_linear_params(n) for n in nets]
+        params = [default_init_params(_dims(spec), s) for s in self.seeds[1 if first else 0 :]]
+        return self.ops[key], ([first] if first else []) + params
+
+    def jacobians(self, spec: NetworkSpec) -> torch.Tensor:
+        """(T, N, n_in) float64 Jacobians of the T initialisations of ``spec``."""
+        ops, params = self._params(spec)
+        if ops is None:  # not a plain MLP: one network at a time
+            jacs = [naswot_jacobian(self.build(spec, s), self.x) for s in self.seeds]
+            return torch.stack([j if j is not None else torch.zeros_like(self.x) for j in jacs])
+        return stacked_jacobians(ops, params, self.x.to(self.dtype)).to(torch.float64)
+
+
+@contextmanager
+def _progress(total: int, enabled: bool, label: str) -> Iterator[Callable[[int], None]]:
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _resolve_device(batch: torch.Tensor | np.ndarray, device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return batch.device if isinstance(batch, torch.Tensor) else torch.device("cpu")
+
+
+def score_chunk(
+    specs: Sequence[NetworkSpec], batch: torch.Tensor | np.ndarray, n_init: int = 5, seed: int = 0,
+    k: float = 1e-4, convention: Convention = "paper", *, device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64, build_fn: BuildFn | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> list[NaswotResult]:
+    """Serial fast path of :func:`score_architectures` (also what each Ray task runs)."""
+    check_options(k, convention)
+    if dtype not in (torch.float64, torch.float32):
+        raise ConfigError(f"dtype={dtype} is not supported: use torch.float64 (exact) or torch.float32")
+    seeds = init_seeds(seed, n_init)
+    n_ins = {spec.n_in for spec in specs}
+    if len(n_ins) > 1:
+        raise ConfigError(f"all specs of one call must share n_in (the batch), got n_in values {sorted(n_ins)}")
+    x = validate_batch(batch, n_ins.pop() if n_ins else None).to(_resolve_device(batch, device))
+    if not bool(torch.isfinite(x).all()):
+        reason = f"the batch holds {int((~torch.isfinite(x)).sum())} non-finite values"
+        worst = (WORST_SCORE,) * n_init
+        return [NaswotResult(WORST_SCORE, worst, reason, seeds, convention, k) for _ in specs]
+    scorer = _Scorer(x, seeds, build_fn or default_build_fn(), dtype)
+    results: list[NaswotResult] = []
+    for start in range(0, len(specs), _EIG_GROUP):
+        group = specs[start : start + _EIG_GROUP]
+        corrs, reasons = [], []
+        for spec in group:  # correlation per architecture: its T Jacobians stay in cache
+            corr, why = correlation_matrices(scorer.jacobians(spec))
+            corrs.append(corr)
+            reasons.extend(why)
+        per_init = scores_from_correlations(torch.cat(corrs), reasons, k, convention)
+        for i in range(len(group)):
+            results.append(combine_scores(per_init[i * n_init : (i + 1) * n_init], seeds, k, convention))
+        if on_done is not None:
+            on_done(len(group))
+    return results
+
+
+def score_architectures(
+    specs: Sequence[NetworkSpec], batch: torch.Tensor | np.ndarray, n_init: int = 5, seed: int = 0,
+    k: float = 1e-4, convention: Convention = "paper", *, device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64, progress: bool = True, use_ray: bool | None = None,
+    ray_address: str | None = None, n_chunks: int | None = None, build_fn: BuildFn | None = None,
+) -> list[NaswotResult]:
+    """NASWOT mean scores (eq. 14) of many architectures, in the order of ``specs``.
+
+    The same ``n_init`` seeds (derived from ``seed``) initialise every architecture. ``dtype``:
+    float64 (default) evaluates the networks exactly like :func:`naswot_mean_score`; float32 is
+    faster for wide networks on a CPU (C and its eigenvalues stay float64). ``use_ray=True`` (or a
+    ``ray_address``) splits the specs into ``n_chunks`` Ray tasks of one CPU each; ``None`` (the
+    default) does so only when this process is a Ray driver that is already initialised, has more
+    than one free CPU and there are at least 64 specs; ``False`` never. Results equal the serial
+    path's up to floating-point summation order.
+    """
+    specs = list(specs)
+    if not specs:
+        return []
+    options = dict(n_init=n_init, seed=seed, k=k, convention=convention, device=device,
+                   dtype=dtype, build_fn=build_fn)
+    if _want_ray(use_ray, ray_address, len(specs)):
+        from hpsearch.scoring._ray import score_on_ray
+
+        return score_on_ray(specs, batch, options, ray_address, n_chunks, progress)
+    with _progress(len(specs), progress, "NASWOT scoring") as advance:
+        return score_chunk(specs, batch, on_done=advance, **options)  # type: ignore[arg-type]
+
+
+def _want_ray(use_ray: bool | None, ray_address: str | None, n_specs: int) -> bool:
+    if use_ray or ray_address is not None:
+        return True
+    if use_ray is False or n_specs < _AUTO_RAY_MIN_SPECS:
+        return False
+    ray = sys.modules.get("ray")  # never import Ray only to find that it is not running
+    if ray is None or not ray.is_initialized():
+        return False
+    from hpsearch.scoring._ray import is_driver
+
+    return is_driver() and float(ray.available_resources().get("CPU", 0.0)) > 1.0

@@ -1,0 +1,283 @@
+"""NASWOT, training-free (the paper's "NASWOT fixed"): score every architecture, train the best.
+
+Every point of the architecture part of the space (``SearchSpace.subset("architecture")``; a
+seeded random sample of ``max_candidates`` when it has more) gets its NASWOT mean score
+(paper eq. 14) without training. The architectures travel in 'score' trials of
+``chunk_size`` candidates each (``_kind: "score"``, ``_candidates``), so Ray's per-trial
+overhead is paid once per chunk; the trials report ``naswot_scores`` in order. The
+architecture with the highest score is then trained once with the fixed optimisation settings
+(``_phase: "train-best"``), and the searcher says FINISHED. All scores stay in the searcher's
+state (:attr:`NaswotSearcher.scores`), e.g. for the score/error figure.
+
+Per-layer hyperparameters beyond ``n_layers`` (``width_3`` of a 2-layer network) do not change
+the network, so such points are scored once.
+
+Example YAML::
+
+    strategy: {name: naswot, options: {chunk_size: 64}}
+    search_space:
+      n_layers: [1, 2, 3]
+      width: [16, 32, 64, 128]
+      activation: [ReLU, LeakyReLU, Sigmoid, Tanh]
+    fixed: {learning_rate: 1.0e-3, batch_size: 64}
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import random
+import re
+from typing import Any, cast
+
+from pydantic import Field
+from ray.tune.search import Searcher
+
+from hpsearch.config.space import SearchSpace, Value
+from hpsearch.config.strategy import Strategy, StrategyOptions
+from hpsearch.errors import ConfigError
+from searchers._base import StateSearcher
+
+logger = logging.getLogger(__name__)
+
+_PER_LAYER = re.compile(r"^(?:width|activation)_(\d+)$")
+_OVERSAMPLE = 4
+
+
+class NaswotOptions(StrategyOptions):
+    """Options of the training-free NASWOT strategy."""
+
+    #: score every architecture when there are at most this many, else a seeded sample of this many
+    max_candidates: int = Field(default=5000, ge=1)
+    #: architectures per 'score' trial
+    chunk_size: int = Field(default=64, ge=1)
+
+
+def architecture_levels(space: SearchSpace, strategy: str) -> dict[str, tuple[Value, ...]]:
+    """The discrete levels of the architecture hyperparameters; ConfigError when there are none
+    or one is a continuous range without levels."""
+    arch = space.subset("architecture")
+    if arch is None:
+        raise ConfigError(
+            f"the {strategy} strategy scores architectures, but the search space {space.names} has "
+            "no architecture hyperparameter (n_layers, width, activation, dropout, width_<i>, "
+            "activation_<i>): add one, or use grid/tpe for optimisation hyperparameters"
+        )
+    return {name: tuple(arch.levels(name)) for name in arch.names}
+
+
+def validate_architecture_space(space: SearchSpace, strategy: str) -> None:
+    """ConfigError as :func:`architecture_levels`; a warning for levels NASWOT cannot tell apart."""
+    levels = architecture_levels(space, strategy)
+    if len(levels.get("dropout", ())) > 1:
+        logger.warning(
+            "%s: dropout does not change the NASWOT score (networks are scored in eval mode), so "
+            "its first level %r wins every tie; put dropout in `fixed` instead", strategy, levels["dropout"][0]
+        )
+
+
+def _canonical(point: dict[str, Value]) -> dict[str, Value]:
+    """The point without per-layer values of layers the network does not have."""
+    n_layers = point.get("n_layers")
+    if not isinstance(n_layers, int) or isinstance(n_layers, bool):
+        return point
+    kept = {}
+    for name, value in point.items():
+        match = _PER_LAYER.match(name)
+        if match is None or int(match.group(1)) <= n_layers:
+            kept[name] = value
+    return kept
+
+
+@functools.lru_cache(maxsize=16)
+def _candidates_cached(levels_items: tuple[tuple[str, tuple[Value, ...]], ...], max_candidates: int,
+                       seed: int) -> tuple[tuple[tuple[str, Value], ...], ...]:
+    names = [n for n, _ in levels_items]
+    levels = [v for _, v in levels_items]
+    size = math.prod(len(v) for v in levels)
+    if size <= max_candidates:
+        indices: Any = range(size)
+    else:
+        indices = random.Random(seed).sample(range(size), min(size, _OVERSAMPLE * max_candidates))
+    out: list[tuple[tuple[str, Value], ...]] = []
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    for index in indices:
+        point: dict[str, Value] = {}
+        for name, values in zip(reversed(names), reversed(levels)):  # the last name varies fastest
+            index, digit = divmod(index, len(values))
+            point[name] = values[digit]
+        point = _canonical({name: point[name] for name in names})
+        key = tuple((k, repr(v)) for k, v in point.items())
+        if key not in seen:
+            seen.add(key)
+            out.append(tuple(point.items()))
+            if len(out) >= max_candidates:
+                break
+    return tuple(out)
+
+
+def architecture_candidates(space: SearchSpace, max_candidates: int, seed: int = 0) -> list[dict[str, Value]]:
+    """The distinct architectures to score: all of them in grid order (the last parameter varies
+    fastest) when at most `max_candidates`, else a seeded random sample of that many."""
+    levels = architecture_levels(space, "naswot")
+    found = _candidates_cached(tuple(levels.items()), max_candidates, seed)
+    return [dict(point) for point in found]
+
+
+class NaswotSearcher(StateSearcher):
+    """Score trials (chunks of architectures) first, then one training of the best, FINISHED."""
+
+    @property
+    def _opts(self) -> NaswotOptions:
+        return cast(NaswotOptions, self._options)
+
+    def _initial_state(self) -> dict[str, Any]:
+        return {
+            "pending": {}, "history": [], "finished": False, "phase": "score", "candidates": None,
+            "queue": [], "scores": [], "reasons": [], "best": None,
+        }
+
+    # -- the search ----------------------------------------------------------------------------
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        state = self._state
+        if state["finished"]:
+            return Searcher.FINISHED
+        if state["candidates"] is None:
+            candidates = architecture_candidates(self._space, self._opts.max_candidates, self._seed)
+            size = self._opts.chunk_size
+            state.update(candidates=candidates, queue=list(range(0, len(candidates), size)),
+                         scores=[None] * len(candidates), reasons=["not scored"] * len(candidates))
+            logger.info("NASWOT: %d architectures in %d score trials", len(candidates), len(state["queue"]))
+        if state["queue"]:
+            start = state["queue"].pop(0)
+            self._register(trial_id, ("score", start))
+            chunk = state["candidates"][start : start + self._opts.chunk_size]
+            return {"_kind": "score", "_candidates": [dict(c) for c in chunk], "_phase": "score"}
+        config = self._phase_config(trial_id)
+        if config == Searcher.FINISHED:
+            state["finished"] = True
+            logger.info("%s finished: best %s = %s", type(self).__name__, self.best_config, self.best_value)
+        return config
+
+    def _phase_config(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The next config once every score trial was suggested: None to wait, FINISHED at the end."""
+        state = self._state
+        if state["pending"]:
+            return None
+        if state["phase"] == "score":
+            self._select_best()
+            state["phase"] = "train-best" if state["best"] is not None else "done"
+        if state["phase"] == "train-best":
+            state["phase"] = "train-best-running"
+            self._register(trial_id, ("train-best", None))
+            return self._train_best_config()
+        return Searcher.FINISHED
+
+    def _select_best(self) -> None:
+        state = self._state
+        valid = [(s, i) for i, s in enumerate(state["scores"]) if s is not None]
+        if not valid:
+            logger.error("NASWOT: no architecture got a valid score; nothing to train")
+            return
+        state["best"] = max(valid, key=lambda item: (item[0], -item[1]))[1]
+        logger.info("NASWOT: best of %d scored architectures: %s (score %.6g)", len(valid),
+                    state["candidates"][state["best"]], state["scores"][state["best"]])
+
+    def _train_best_config(self) -> dict[str, Any]:
+        return {**self.best_architecture, "_kind": "train", "_phase": "train-best"}  # type: ignore[dict-item]
+
+    def _complete(self, info: Any, value: float | None, result: dict[str, Any] | None) -> None:
+        kind, detail = info
+        if kind == "score":
+            self._store_scores(detail, result)
+        elif kind == "train-best":
+            self._state["phase"] = "done"
+            self._record("train-best", self._train_best_config(), value)
+
+    def _store_scores(self, start: int, result: dict[str, Any] | None) -> None:
+        state = self._state
+        n = len(state["candidates"][start : start + self._opts.chunk_size])
+        scores = (result or {}).get("naswot_scores")
+        reasons = (result or {}).get("naswot_reasons") or [None] * n
+        if not isinstance(scores, (list, tuple)) or len(scores) != n or len(reasons) != n:
+            logger.warning("NASWOT: score trial of candidates %d..%d failed or reported %r scores",
+                           start, start + n - 1, None if scores is None else len(scores))
+            scores, reasons = [None] * n, ["score trial failed"] * n
+        for offset, (score, reason) in enumerate(zip(scores, reasons)):
+            try:
+                value = float(score) if score is not None else math.nan
+            except (TypeError, ValueError):
+                value = math.nan
+            ok = math.isfinite(value) and not reason
+            state["scores"][start + offset] = value if ok else None
+            state["reasons"][start + offset] = None if ok else (reason or "no finite score")
+
+    # -- results -------------------------------------------------------------------------------
+    @property
+    def scores(self) -> list[tuple[dict[str, Any], float | None]]:
+        """(architecture, NASWOT mean score) of every candidate; None where scoring failed."""
+        state = self._state
+        return [(dict(c), s) for c, s in zip(state["candidates"] or [], state["scores"])]
+
+    @property
+    def best_architecture(self) -> dict[str, Any] | None:
+        best = self._state["best"]
+        return None if best is None else dict(self._state["candidates"][best])
+
+    @property
+    def best_config(self) -> dict[str, Any] | None:
+        """The trained configuration with the best objective (None before/without training)."""
+        records = [r for r in self._state["history"] if r["value"] is not None]
+        if not records:
+            return None
+        best = min(records, key=lambda r: self.sort_key(r["value"]))
+        return {k: v for k, v in best["config"].items() if not k.startswith("_")}
+
+    @property
+    def best_value(self) -> float | None:
+        values = [r["value"] for r in self._state["history"] if r["value"] is not None]
+        return min(values, key=self.sort_key) if values else None
+
+
+def check_budget(strategy: str, n_trials: int, max_trials: int | None, what: str) -> None:
+    """ConfigError when the budget cannot hold the trials the strategy needs."""
+    if max_trials is not None and max_trials < n_trials:
+        raise ConfigError(
+            f"the {strategy} strategy needs {n_trials} trials ({what}) but budget.max_trials is "
+            f"{max_trials}: raise max_trials, or lower max_candidates / raise chunk_size"
+        )
+
+
+class NaswotStrategy(Strategy):
+    """Training-free NASWOT with fixed optimisation settings (paper: NASWOT fixed)."""
+
+    name = "naswot"
+    description = (
+        "NASWOT fixed: score every architecture without training, train the best once with the fixed settings."
+    )
+    Options = NaswotOptions
+    options: NaswotOptions
+
+    def n_score_trials(self) -> int:
+        n = len(architecture_candidates(self.space, self.options.max_candidates, self.context.seed))
+        return math.ceil(n / self.options.chunk_size)
+
+    def validate(self) -> None:
+        validate_architecture_space(self.space, self.name)
+        optimisation = self.space.subset("optimisation")
+        if optimisation is not None:
+            logger.warning(
+                "naswot trains the best architecture with the fixed settings; the optimisation "
+                "hyperparameters %s of the search space are not searched (use naswot-optimized)",
+                optimisation.names,
+            )
+        n_score = self.n_score_trials()
+        check_budget(self.name, n_score + 1, self.context.max_trials, f"{n_score} score trials + 1 training")
+
+    def make_searcher(self) -> NaswotSearcher:
+        return NaswotSearcher(self.space, self.options, seed=self.context.seed,
+                              metric=self.context.metric, mode=self.context.mode)
+
+    def num_samples(self) -> int:
+        return -1

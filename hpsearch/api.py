@@ -1,0 +1,91 @@
+"""The Python API: define an experiment (YAML or code), validate it, run it, resume it.
+
+Example::
+
+    import hpsearch
+
+    experiment = hpsearch.Experiment.from_yaml("experiments/be2_tpe.yaml")
+    result = experiment.run()                      # local Ray, or .run(address="auto")
+    print(result.best_config, result.best_error_mev_per_atom)
+    print(result.trials[["trial_id", "status", "error_mev_per_atom"]])
+
+    # built in code
+    experiment = hpsearch.Experiment.from_dict({
+        "name": "tiny", "dataset": {"store": "small"},
+        "search_space": {"width": [16, 32], "n_layers": [1, 2]},
+        "strategy": {"name": "grid"}, "fixed": {"max_epochs": 5},
+    })
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpsearch.config.experiment import (
+    ExperimentConfig,
+    load_experiment,
+    parse_experiment,
+    renamed,
+    validate_experiment,
+)
+from hpsearch.tune.results import StudyResult
+
+if TYPE_CHECKING:
+    from ray.tune import Callback
+
+__all__ = ["Experiment", "ExperimentConfig", "StudyResult"]
+
+
+class Experiment:
+    """One hyperparameter study: its validated config, and how to run, resume or show it."""
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        self.config = config
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Experiment:
+        """Read an experiment file; ConfigError (with the offending key) if anything is wrong."""
+        return cls(load_experiment(path))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Experiment:
+        """Build from a mapping shaped like the YAML file."""
+        return cls(parse_experiment(dict(data), source="experiment"))
+
+    def with_name(self, name: str) -> Experiment:
+        """The same experiment under another name (and, by default, another results folder)."""
+        return Experiment(renamed(self.config, name))
+
+    def validate(self) -> Experiment:
+        """Check everything that can be checked before starting (strategy and scheduler too)."""
+        validate_experiment(self.config)
+        return self
+
+    def run(
+        self, address: str | None = None, name: str | None = None, callbacks: Sequence[Callback] = (),
+    ) -> StudyResult:
+        """Run the study to the end (local Ray unless `address`); saved in ``config.results_dir``."""
+        from hpsearch.tune.runner import run_study
+
+        experiment = self.with_name(name) if name else self
+        return run_study(experiment.config, address=address, callbacks=callbacks)
+
+    @staticmethod
+    def resume(name: str, results_root: str | Path = "results", address: str | None = None) -> StudyResult:
+        """Go on with an interrupted study found by name under `results_root`."""
+        from hpsearch.tune.runner import resume_study
+
+        return resume_study(name, results_root=results_root, address=address)
+
+    @staticmethod
+    def load_result(name: str, results_root: str | Path = "results") -> StudyResult:
+        """The saved result of a study (trial table included), without Ray."""
+        from hpsearch.tune.runner import find_study
+
+        return StudyResult.load(find_study(name, results_root))
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"Experiment(name={c.name!r}, strategy={c.strategy.name!r}, parameters={c.search_space.names})"

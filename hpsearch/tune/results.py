@@ -1,0 +1,195 @@
+"""The outcome of a study: best configuration, trial table, compute and wall time; saved beside it.
+
+Files in the study folder: ``result.json`` (everything but the table) and ``trials.csv``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from hpsearch.config.strategy import METRIC, NASWOT_METRIC
+from hpsearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ray.tune import Result, ResultGrid
+
+RESULT_FILE = "result.json"
+TRIALS_FILE = "trials.csv"
+COLUMNS = (
+    "order", "trial_id", "kind", "phase", "status", "reason", "error_mev_per_atom", "error_std_mev_per_atom",
+    NASWOT_METRIC, "naswot_reason", "n_candidates", "training_seconds", "trial_seconds", "epochs", "n_parameters",
+)
+
+
+def trial_status(metrics: dict[str, Any], errored: bool) -> tuple[str, str]:
+    """(status, reason) of a finished trial from its last result.
+
+    A training trial whose last result has a NASWOT score and no error was stopped by the
+    pruner before training: ``pruned``.
+    """
+    if errored:
+        return "failed", "the trial raised; see its error file in the Tune folder"
+    if not metrics:
+        return "not run", ""
+    if "status" in metrics:
+        return str(metrics["status"]), str(metrics.get("reason") or "")
+    if NASWOT_METRIC in metrics and METRIC not in metrics:
+        degenerate = metrics.get("naswot_reason")
+        return "pruned", f"degenerate NASWOT score: {degenerate}" if degenerate else "NASWOT score below the threshold"
+    return "stopped", "stopped before it finished"
+
+
+_TRIAL_DIR = re.compile(r"_([0-9a-f]{8}(?:_\d{5})?)_(\d+)_")
+
+
+def _id_and_order(result: Result) -> tuple[str | None, int]:
+    """Tune's trial id and creation counter, read from the trial folder's name."""
+    match = _TRIAL_DIR.search(Path(str(result.path)).name)
+    return (match.group(1), int(match.group(2))) if match else (None, 10**9)
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _row(result: Result) -> dict[str, Any]:
+    metrics = dict(result.metrics or {})
+    config = dict(result.config or {})
+    folder_id, order = _id_and_order(result)
+    trial_id = str(metrics.get("trial_id") or folder_id)
+    status, reason = trial_status(metrics, result.error is not None)
+    if result.error is not None:
+        reason = f"{type(result.error).__name__}: {result.error}"[:500]
+    row: dict[str, Any] = {
+        "order": order,
+        "trial_id": trial_id,
+        "kind": config.get("_kind", "train"),
+        "phase": config.get("_phase", ""),
+        "status": status,
+        "reason": reason,
+        "error_mev_per_atom": _finite(metrics.get(METRIC)),
+        "error_std_mev_per_atom": _finite(metrics.get("band_energy_error_std_mev_per_atom")),
+        NASWOT_METRIC: _finite(metrics.get(NASWOT_METRIC)),
+        "naswot_reason": metrics.get("naswot_reason") or "",
+        "n_candidates": len(config.get("_candidates", [])) or None,
+        "training_seconds": _finite(metrics.get("training_seconds")),
+        "trial_seconds": _finite(metrics.get("time_total_s")),
+        "epochs": metrics.get("epochs"),
+        "n_parameters": metrics.get("n_parameters"),
+    }
+    row.update({k: v for k, v in config.items() if not k.startswith("_")})
+    return row
+
+
+def trials_frame(grid: ResultGrid) -> pd.DataFrame:
+    """One row per trial, in the order Tune created them: ids, status, error, score, times, hyperparameters."""
+    rows = sorted((_row(r) for r in grid), key=lambda r: r["order"])
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=list(COLUMNS))
+    hyper = [c for c in frame.columns if c not in COLUMNS]
+    return frame[[*COLUMNS, *hyper]].reset_index(drop=True)
+
+
+@dataclasses.dataclass
+class StudyResult:
+    """What ``Experiment.run()`` returns (errors in meV/atom, times in seconds)."""
+
+    name: str
+    best_config: dict[str, Any] | None
+    best_error_mev_per_atom: float | None
+    trials: pd.DataFrame
+    core_seconds: float
+    gpu_seconds: float
+    wall_seconds: float
+    results_dir: Path
+    best_trial_id: str | None = None
+    #: the winner retrained with new seeds (``retrains`` > 0), else None
+    final: Any = None
+
+    @classmethod
+    def from_frame(
+        cls, name: str, trials: pd.DataFrame, defaults: dict[str, Any], resources: dict[str, float],
+        wall_seconds: float, results_dir: Path,
+    ) -> StudyResult:
+        """Best = lowest error among completed training trials; compute = trial time x resources."""
+        done = trials[(trials["kind"] == "train") & (trials["status"] == "completed")]
+        done = done[done["error_mev_per_atom"].notna()]
+        best_config, best_error, best_id = None, None, None
+        if not done.empty:
+            best = done.loc[done["error_mev_per_atom"].idxmin()]
+            hyper = [c for c in trials.columns if c not in COLUMNS]
+            values = {k: _plain(best[k]) for k in hyper if not _missing(best[k])}
+            best_config, best_error, best_id = {**defaults, **values}, float(best["error_mev_per_atom"]), str(best["trial_id"])
+        seconds = float(trials["trial_seconds"].fillna(0.0).sum()) if not trials.empty else 0.0
+        return cls(
+            name=name, best_config=best_config, best_error_mev_per_atom=best_error, trials=trials,
+            core_seconds=seconds * float(resources.get("cpu", 1.0)),
+            gpu_seconds=seconds * float(resources.get("gpu", 0.0)),
+            wall_seconds=wall_seconds, results_dir=results_dir, best_trial_id=best_id,
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Trials per status."""
+        return {str(k): int(v) for k, v in self.trials["status"].value_counts().items()} if not self.trials.empty else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "best_config": self.best_config, "best_trial_id": self.best_trial_id,
+            "best_error_mev_per_atom": self.best_error_mev_per_atom, "n_trials": len(self.trials),
+            "status_counts": self.counts(), "core_seconds": self.core_seconds, "gpu_seconds": self.gpu_seconds,
+            "wall_seconds": self.wall_seconds, "results_dir": str(self.results_dir),
+            "final": self.final.to_dict() if self.final is not None and hasattr(self.final, "to_dict") else self.final,
+        }
+
+    def save(self) -> Path:
+        """Write result.json and trials.csv into the study folder; returns the folder."""
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.trials.to_csv(self.results_dir / TRIALS_FILE, index=False)
+        (self.results_dir / RESULT_FILE).write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        return self.results_dir
+
+    @classmethod
+    def load(cls, results_dir: str | Path) -> StudyResult:
+        """The result saved in a study folder; ConfigError when the study has not finished a run."""
+        folder = Path(results_dir)
+        if not (folder / RESULT_FILE).is_file():
+            raise ConfigError(f"no {RESULT_FILE} in {folder}: the study has not finished a run (try `hpsearch resume`)")
+        data = json.loads((folder / RESULT_FILE).read_text())
+        trials = pd.read_csv(folder / TRIALS_FILE) if (folder / TRIALS_FILE).is_file() else pd.DataFrame()
+        return cls(
+            name=data["name"], best_config=data["best_config"], best_error_mev_per_atom=data["best_error_mev_per_atom"],
+            trials=trials, core_seconds=data["core_seconds"], gpu_seconds=data["gpu_seconds"],
+            wall_seconds=data["wall_seconds"], results_dir=folder, best_trial_id=data.get("best_trial_id"),
+            final=data.get("final"),
+        )
+
+    def summary(self) -> str:
+        error = "none" if self.best_error_mev_per_atom is None else f"{self.best_error_mev_per_atom:.4g} meV/atom"
+        counts = ", ".join(f"{v} {k}" for k, v in self.counts().items()) or "no trials"
+        return (
+            f"study {self.name}: {len(self.trials)} trials ({counts}); best error {error}; "
+            f"wall {self.wall_seconds:.1f} s, {self.core_seconds:.1f} core-s, {self.gpu_seconds:.1f} GPU-s"
+        )
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,152 @@
+"""The NASWOT pruner: a Ray Tune scheduler that stops, before any training, every trial whose
+training-free NASWOT score falls below a threshold.
+
+Each trial of a study with this scheduler gets ``_naswot: true``; the trainable then reports
+the NASWOT mean score of its network first. The threshold is either fixed (``threshold``), or
+estimated at run time (default): the ``quantile`` of the scores of every trial scored so far,
+once ``warmup_trials`` scores are known; before that no trial is pruned. A pruned trial reports
+no band-energy error; the study records it as ``pruned`` and TPE learns it as a bad region.
+
+Example YAML::
+
+    strategy: {name: tpe}
+    scheduler: {name: naswot-pruner, options: {quantile: 0.5, warmup_trials: 5}}
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from hpsearch.config.strategy import NASWOT_METRIC, SchedulerPlugin, StrategyOptions
+
+try:
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+except ImportError as exc:  # pragma: no cover - ray is a hard dependency
+    raise ImportError("the naswot-pruner needs Ray Tune: pip install 'ray[tune]'") from exc
+
+logger = logging.getLogger(__name__)
+
+#: Key of the trial's report that says why its NASWOT score is degenerate (empty: a real score).
+REASON_KEY = "naswot_reason"
+
+
+class NaswotPrunerOptions(StrategyOptions):
+    """A fixed `threshold`, or a run-time `quantile` of the scores seen after `warmup_trials`."""
+
+    threshold: float | None = Field(default=None, description="fixed NASWOT threshold (overrides quantile)")
+    quantile: float = Field(default=0.5, gt=0.0, lt=1.0, description="prune below this quantile of scores so far")
+    warmup_trials: int = Field(default=5, ge=1, description="scores needed before the adaptive threshold applies")
+    prune_non_finite: bool = Field(
+        default=True, description="prune networks without a real score (NaN, infinite, or degenerate: dead units)"
+    )
+
+    @model_validator(mode="after")
+    def _finite_threshold(self) -> NaswotPrunerOptions:
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise ValueError(f"threshold must be finite, got {self.threshold}")
+        return self
+
+
+def adaptive_threshold(scores: Iterable[float], quantile: float, warmup_trials: int) -> float | None:
+    """The `quantile` of the finite `scores`, or None while fewer than `warmup_trials` are known."""
+    finite = [s for s in scores if math.isfinite(s)]
+    if len(finite) < warmup_trials:
+        return None
+    return float(np.quantile(np.asarray(finite, dtype=np.float64), quantile))
+
+
+@dataclass(frozen=True)
+class PruneDecision:
+    """What the pruner decided for one trial, with the threshold in force at that moment.
+
+    ``degenerate``: the score is not a real score (non-finite, or the trial reported a
+    ``naswot_reason`` such as dead units); such scores never move the threshold.
+    """
+
+    trial_id: str
+    score: float
+    threshold: float | None
+    pruned: bool
+    degenerate: bool = False
+
+
+class NaswotPruner(FIFOScheduler):
+    """Stops a trial at its first report when its NASWOT score is below the threshold."""
+
+    def __init__(self, options: NaswotPrunerOptions) -> None:
+        super().__init__()
+        self.options = options
+        self.decisions: dict[str, PruneDecision] = {}
+
+    def current_threshold(self) -> float | None:
+        if self.options.threshold is not None:
+            return self.options.threshold
+        scores = (d.score for d in self.decisions.values() if not d.degenerate)
+        return adaptive_threshold(scores, self.options.quantile, self.options.warmup_trials)
+
+    def judge(self, trial_id: str, score: float, reason: str = "") -> PruneDecision:
+        """Decide for one trial (once); a real score then joins those the threshold is built from."""
+        if trial_id in self.decisions:
+            return self.decisions[trial_id]
+        threshold = self.current_threshold()
+        degenerate = bool(reason) or not math.isfinite(score)
+        if degenerate:
+            pruned = self.options.prune_non_finite
+        else:
+            pruned = threshold is not None and score < threshold
+        decision = PruneDecision(trial_id, score, threshold, pruned, degenerate)
+        self.decisions[trial_id] = decision
+        if pruned and degenerate:
+            logger.info("pruned trial %s: degenerate NASWOT score %.4g (%s)", trial_id, score, reason or "not finite")
+        elif pruned:
+            logger.info("pruned trial %s: NASWOT score %.4g below threshold %.4g", trial_id, score, threshold)
+        return decision
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        """A trial restored after an interrupted study brings back its score (state rebuild)."""
+        last = getattr(trial, "last_result", None) or {}
+        if NASWOT_METRIC in last and trial.trial_id not in self.decisions:
+            score = float(last[NASWOT_METRIC])
+            degenerate = bool(last.get(REASON_KEY)) or not math.isfinite(score)
+            self.decisions[trial.trial_id] = PruneDecision(
+                trial.trial_id, score, None, "status" not in last, degenerate
+            )
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if NASWOT_METRIC not in result or trial.trial_id in self.decisions:
+            return TrialScheduler.CONTINUE
+        decision = self.judge(trial.trial_id, float(result[NASWOT_METRIC]), str(result.get(REASON_KEY) or ""))
+        return TrialScheduler.STOP if decision.pruned else TrialScheduler.CONTINUE
+
+    def debug_string(self) -> str:
+        pruned = sum(d.pruned for d in self.decisions.values())
+        return f"NaswotPruner: {pruned}/{len(self.decisions)} pruned, threshold {self.current_threshold()}"
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as handle:
+            pickle.dump(self.decisions, handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as handle:
+            self.decisions = pickle.load(handle)
+
+
+class NaswotPrunerPlugin(SchedulerPlugin):
+    """Stop trials whose NASWOT score is below a fixed or run-time-estimated threshold."""
+
+    name = "naswot-pruner"
+    description = "Stop a trial before training when its NASWOT score is below a threshold."
+    Options = NaswotPrunerOptions
+    options: NaswotPrunerOptions
+    trial_flags: ClassVar[dict[str, Any]] = {"_naswot": True}
+
+    def make_scheduler(self) -> NaswotPruner:
+        return NaswotPruner(self.options)

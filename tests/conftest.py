@@ -15,6 +15,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+# studies log to MLflow only in the tests that ask for it (tracking.enabled: true)
+os.environ.setdefault("HPSEARCH_TRACKING", "off")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BE2_DIR = Path(os.environ.get("HPSEARCH_BE2_DIR", REPO_ROOT.parent / "shared" / "data" / "mala-be2"))
@@ -61,3 +63,11 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small generated Al dataset (DatasetSettings.small()), generated once per session."""
+    from hpsearch.testing.data import small_test_store
+
+    return small_test_store(tmp_path_factory.mktemp("small-store"))

@@ -180,9 +180,28 @@ class StudyTracker:
         return left
 
     def run_id(self, trial_id: str | None = None) -> str | None:
-        """The MLflow run id of the study (or a trial), once created."""
-        applier = self.journal.applier
+        """The MLflow run id of the study (or a trial), once created (None before)."""
+        applier = self._journal.applier if self._journal is not None else OperationApplier(self.tracking_uri, self.folder)
         return applier.run_id(self.trial_key(trial_id) if trial_id else self.study_key)
+
+    def logged_keys(self) -> set[str]:
+        """Keys of the runs created so far (persisted across driver restarts)."""
+        applier = self._journal.applier if self._journal is not None else OperationApplier(self.tracking_uri, self.folder)
+        return set(applier.run_ids())
+
+    def flush(self) -> int:
+        """Apply everything queued (or buffer it when the server is down); returns ops pending."""
+        if self._journal is None:
+            return 0
+        left = self._journal.close()
+        self._journal = None
+        return left
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray Tune pickles callbacks with the experiment state: threads cannot travel
+        state = dict(self.__dict__)
+        state["_journal"] = None
+        return state
 
 
 def _final_metrics(record: TrialRecord) -> dict[str, float]:

@@ -1,0 +1,305 @@
+"""Training with early stopping: the loop every training-based trial runs.
+
+The loop indexes a tensor by a seeded per-epoch permutation (no DataLoader, no per-sample Python),
+scales each mini-batch on the fly, evaluates validation in large chunks under ``inference_mode``
+and synchronises with the device once per epoch. A NaN or inf loss ends training with
+``status="diverged"`` instead of raising, so one bad trial never kills a study.
+
+Example:
+    >>> result = train(spec, TrainingSettings(max_epochs=50, patience=5), data)
+    >>> result.status, result.best_val_loss, result.history[-1]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from hpsearch.errors import ConfigError, DataError
+from hpsearch.model.data import TrainingData
+from hpsearch.model.network import NetworkSpec, build_network
+from hpsearch.model.scaling import Scalers, ScalingMode
+
+__all__ = [
+    "EpochCallback", "LoadedModel", "TrainingResult", "TrainingSettings",
+    "load_model", "resolve_device", "train", "validation_loss",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``on_epoch(epoch, train_loss, val_loss)``; return True to stop training after this epoch.
+EpochCallback = Callable[[int, float, float], "bool | None"]
+Status = Literal["completed", "diverged", "failed"]
+_EVAL_CHUNK = 1 << 16
+
+
+class TrainingSettings(BaseModel):
+    """Training hyperparameters of one trial (immutable).
+
+    ``min_delta`` is relative (as in MALA): an epoch improves when
+    ``val_loss < best_val_loss * (1 - min_delta)``. ``patience=None`` disables early stopping.
+    ``lr_schedule``: ``plateau`` (multiply by ``lr_factor`` after ``lr_patience`` epochs without
+    improvement), ``cosine`` (to 0 over ``max_epochs``) or ``exponential`` (``lr_factor`` per epoch).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    optimizer: Literal["adam", "sgd"] = "adam"
+    learning_rate: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=512, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    momentum: float = Field(default=0.0, ge=0, lt=1, description="SGD only")
+    patience: int | None = Field(default=10, ge=1)
+    min_delta: float = Field(default=0.0, ge=0, lt=1)
+    max_epochs: int = Field(default=100, ge=1)
+    lr_schedule: Literal["plateau", "cosine", "exponential"] | None = None
+    lr_factor: float = Field(default=0.1, gt=0, lt=1)
+    lr_patience: int = Field(default=5, ge=0)
+    descriptor_scaling: ScalingMode = "feature-standard"
+    ldos_scaling: ScalingMode = "minmax"
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    """Outcome of one training: the best model (weights of the best validation epoch) and its record."""
+
+    model: torch.nn.Module
+    scalers: Scalers
+    history: list[dict[str, float]]
+    status: Status
+    reason: str | None
+    epochs: int
+    seconds: float
+    spec: NetworkSpec
+    settings: TrainingSettings
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+    #: from the call of :func:`train` to the end of the first optimiser step
+    first_batch_seconds: float = math.nan
+    #: training points per second over the whole run (validation passes included)
+    points_per_second: float = math.nan
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed"
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to rebuild the model: plain values and CPU tensors."""
+        return {
+            "format": 1,
+            "spec": self.spec.model_dump_json(),
+            "settings": self.settings.model_dump_json(),
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "scalers": self.scalers.state_dict(),
+        }
+
+    def save_model(self, path: str | Path) -> Path:
+        """Write model, scalers, spec and settings with ``torch.save`` (state dicts only)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state(), path)
+        return path
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """A model read back by :func:`load_model`, on the CPU and in eval mode."""
+
+    model: torch.nn.Sequential
+    scalers: Scalers
+    spec: NetworkSpec
+    settings: TrainingSettings
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Read a file written by :meth:`TrainingResult.save_model` (``weights_only=True``)."""
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        spec = NetworkSpec.model_validate_json(state["spec"])
+        settings = TrainingSettings.model_validate_json(state["settings"])
+        model = build_network(spec)
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError, OSError) as exc:
+        raise DataError(f"cannot load a model from {path}: {exc}; was it written by save_model?") from exc
+    model.eval()
+    return LoadedModel(model, Scalers.from_state_dict(state["scalers"]), spec, settings)
+
+
+def resolve_device(device: torch.device | str | None = None) -> torch.device:
+    """``device`` if given, else CUDA when visible, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _make_optimizer(model: torch.nn.Module, s: TrainingSettings) -> torch.optim.Optimizer:
+    if s.optimizer == "adam":
+        # fused: one kernel for all parameters (CPU and CUDA); ~30 % less time per small-batch step
+        return torch.optim.Adam(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay, fused=True)
+    return torch.optim.SGD(
+        model.parameters(), lr=s.learning_rate, momentum=s.momentum, weight_decay=s.weight_decay
+    )
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, s: TrainingSettings) -> Any:
+    if s.lr_schedule == "plateau":
+        # eps=0: torch's default ignores reductions smaller than 1e-8, i.e. every one below lr 1e-7
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=s.lr_factor, patience=s.lr_patience, eps=0.0)
+    if s.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.max_epochs)
+    if s.lr_schedule == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=s.lr_factor)
+    return None
+
+
+class _Epochs:
+    """One training run's mutable state: model, optimiser, RNG and the per-epoch steps."""
+
+    def __init__(self, model: torch.nn.Module, s: TrainingSettings, data: TrainingData, scalers: Scalers) -> None:
+        self.model, self.s, self.data, self.scalers = model, s, data, scalers
+        self.opt = _make_optimizer(model, s)
+        self.scheduler = _make_scheduler(self.opt, s)
+        self.gen = torch.Generator(device=data.device).manual_seed(s.seed)
+        self.first_batch_at: float | None = None
+
+    def train_epoch(self) -> float:
+        """One pass over the shuffled training points; the mean scaled MSE (one device sync)."""
+        self.model.train()
+        x, y, bs = self.data.x_train, self.data.y_train, self.s.batch_size
+        perm = torch.randperm(x.shape[0], generator=self.gen, device=x.device)
+        total = torch.zeros((), dtype=torch.float64, device=x.device)
+        for start in range(0, x.shape[0], bs):
+            idx = perm[start : start + bs]
+            xb = self.scalers.transform_descriptors(x.index_select(0, idx))
+            yb = self.scalers.transform_ldos(y.index_select(0, idx))
+            self.opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.mse_loss(self.model(xb), yb)
+            loss.backward()
+            self.opt.step()
+            total += loss.detach() * idx.numel()
+            if self.first_batch_at is None:
+                float(loss.detach())  # synchronise once, to time the first step honestly
+                self.first_batch_at = time.perf_counter()
+        return float(total) / x.shape[0]
+
+    def val_loss(self) -> float:
+        return validation_loss(self.model, self.scalers, self.data.x_val, self.data.y_val)
+
+    def step_schedule(self, val: float) -> None:
+        if self.scheduler is None:
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(val)
+        else:
+            self.scheduler.step()
+
+
+def validation_loss(model: torch.nn.Module, scalers: Scalers, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean scaled MSE over all points, in chunks, without autograd."""
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    with torch.inference_mode():
+        for start in range(0, x.shape[0], _EVAL_CHUNK):
+            pred = model(scalers.transform_descriptors(x[start : start + _EVAL_CHUNK]))
+            diff = pred - scalers.transform_ldos(y[start : start + _EVAL_CHUNK])
+            total += (diff.double() ** 2).sum()
+    return float(total) / (x.shape[0] * y.shape[1])
+
+
+class _Stopper:
+    """Early stopping on the validation loss with patience and a relative minimum improvement.
+
+    Patience counts epochs since the last improvement by more than ``min_delta`` (relative); the
+    weights kept are those of the lowest validation loss, improved by any amount.
+    """
+
+    def __init__(self, patience: int | None, min_delta: float) -> None:
+        self.patience, self.min_delta = patience, min_delta
+        self.reference, self.stale = math.inf, 0
+        self.best, self.best_epoch = math.inf, 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def update(self, epoch: int, val: float, model: torch.nn.Module) -> bool:
+        """Record ``val``; True when patience is exhausted."""
+        if val < self.best:
+            self.best, self.best_epoch = val, epoch
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if val < self.reference * (1.0 - self.min_delta):
+            self.reference, self.stale = val, 0
+            return False
+        self.stale += 1
+        return self.patience is not None and self.stale >= self.patience
+
+
+def _run_epochs(loop: _Epochs, stopper: _Stopper, history: list[dict[str, float]],
+                on_epoch: EpochCallback | None) -> tuple[Status, str]:
+    s = loop.s
+    for epoch in range(1, s.max_epochs + 1):
+        train_loss = loop.train_epoch()
+        val = loop.val_loss() if math.isfinite(train_loss) else math.nan
+        lr = float(loop.opt.param_groups[0]["lr"])
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val, "learning_rate": lr})
+        if not (math.isfinite(train_loss) and math.isfinite(val)):
+            return "diverged", f"non-finite loss at epoch {epoch} (train {train_loss}, validation {val})"
+        exhausted = stopper.update(epoch, val, loop.model)
+        if on_epoch is not None and on_epoch(epoch, train_loss, val):
+            return "completed", f"stopped by on_epoch at epoch {epoch}"
+        if exhausted:
+            return "completed", f"early stopping: no relative improvement > {s.min_delta} for {s.patience} epochs"
+        loop.step_schedule(val)
+    return "completed", f"reached max_epochs={s.max_epochs}"
+
+
+def _check_compatible(spec: NetworkSpec, data: TrainingData) -> None:
+    if (spec.n_in, spec.n_out) != (data.n_features, data.n_energies):
+        raise ConfigError(
+            f"network maps {spec.n_in} -> {spec.n_out} but the data have {data.n_features} descriptor "
+            f"features and {data.n_energies} LDOS energies: set n_in/n_out from the data"
+        )
+
+
+def train(
+    spec: NetworkSpec, settings: TrainingSettings, data: TrainingData,
+    on_epoch: EpochCallback | None = None, device: torch.device | str | None = None,
+) -> TrainingResult:
+    """Train a network of ``spec`` on ``data``; the result holds the weights of the best epoch.
+
+    ``on_epoch(epoch, train_loss, val_loss)`` is called after each finite epoch (losses are scaled
+    MSE); returning True stops training. Divergence and out-of-memory end with a status, not an
+    exception. The caller's global torch RNG state is left untouched.
+    """
+    t0 = time.perf_counter()
+    _check_compatible(spec, data)
+    dev = resolve_device(device)
+    data = data.to(dev)  # no copy when the data are there already (a trial's cached shard data)
+    scalers = data.scalers(settings.descriptor_scaling, settings.ldos_scaling)
+    history: list[dict[str, float]] = []
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(settings.seed)  # dropout masks
+        model = build_network(spec, seed=settings.seed).to(dev)
+        loop, stopper = _Epochs(model, settings, data, scalers), _Stopper(settings.patience, settings.min_delta)
+        try:
+            status, reason = _run_epochs(loop, stopper, history, on_epoch)
+        except torch.OutOfMemoryError as exc:
+            status, reason = "failed", f"out of memory on {dev}: {exc}; lower batch_size or width"
+    seconds = time.perf_counter() - t0
+    if stopper.best_state is not None:
+        model.load_state_dict(stopper.best_state)
+    model.eval()
+    log.log(logging.WARNING if status != "completed" else logging.INFO, "training %s: %s", status, reason)
+    return TrainingResult(
+        model=model, scalers=scalers, history=history, status=status, reason=reason,
+        epochs=len(history), seconds=seconds, spec=spec, settings=settings,
+        best_epoch=stopper.best_epoch, best_val_loss=stopper.best,
+        first_batch_seconds=(loop.first_batch_at - t0) if loop.first_batch_at else math.nan,
+        points_per_second=len(history) * data.x_train.shape[0] / seconds if seconds > 0 else math.nan,
+    )

@@ -35,7 +35,8 @@ def _load(group: str, name: str, base: type, what: str) -> type:
     found = _entry_points(group)
     if name not in found:
         known = ", ".join(sorted(found)) or "(none installed: is hpsearch installed with pip?)"
-        raise ConfigError(f"unknown {what} {name!r}; known {what}s: {known}")
+        plural = "strategies" if what == "strategy" else f"{what}s"
+        raise ConfigError(f"unknown {what} {name!r}; known {plural}: {known}")
     try:
         loaded = found[name].load()
     except ImportError as exc:

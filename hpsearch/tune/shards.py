@@ -159,7 +159,9 @@ class ShardActor:
 def _remote_actor_class() -> Any:
     import ray
 
-    return ray.remote(num_cpus=0)(ShardActor)
+    # restartable: a lost actor process is recreated (it reloads its shard from the store) and
+    # calls waiting on it are retried instead of failing the trials
+    return ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(ShardActor)
 
 
 def _require_ray() -> Any:
@@ -295,12 +297,27 @@ def get_training_data(
         handles = [ray.get_actor(name, namespace=NAMESPACE) for name in placement.actors]
     else:
         handles = [node_actor(store_path, split)]
-    payloads = ray.get([h.payload.remote() for h in handles])
-    data = _assemble(payloads, split, str(store_path), dev)
+    data = _fetch(ray, handles, split, str(store_path), dev)
     _CACHE[cache_key] = data
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return data
+
+
+def _fetch(ray: Any, handles: list[Any], split: Split, store_path: str, device: Any, tries: int = 3) -> TrainingData:
+    """Payloads from the actors, then their arrays; retried when an actor died in between (its
+    object references then belong to a dead owner and the restarted actor hands out new ones)."""
+    from ray.exceptions import ObjectLostError, OwnerDiedError
+
+    for attempt in range(1, tries + 1):
+        payloads = ray.get([h.payload.remote() for h in handles])
+        try:
+            return _assemble(payloads, split, store_path, device)
+        except (OwnerDiedError, ObjectLostError) as exc:
+            if attempt == tries:
+                raise
+            log.warning("a data actor was lost while its shard was fetched (%s); asking again", type(exc).__name__)
+    raise AssertionError("unreachable")
 
 
 def clear_cache() -> None:

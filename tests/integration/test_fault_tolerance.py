@@ -349,12 +349,6 @@ def test_driver_killed_then_resumed(make_study: Callable[[str], Study]) -> None:
     assert_mlflow_once(study, set(frame["trial_id"].astype(str)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs restartable data actors in hpsearch/tune/shards.py: ShardActor with max_restarts=-1 "
-    "and max_task_retries=-1 (in-flight payload() calls then wait for the restart and the reload); "
-    "today a trial waiting on a lost actor fails with ActorDiedError. Remove this mark with that fix.",
-)
 def test_data_actor_lost_while_trials_wait_on_it(make_study: Callable[[str], Study]) -> None:
     study = make_study("actor-lost")
     workers = study.cluster.worker_nodes

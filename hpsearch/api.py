@@ -35,7 +35,7 @@ from hpsearch.tune.results import StudyResult
 if TYPE_CHECKING:
     from ray.tune import Callback
 
-__all__ = ["Experiment", "ExperimentConfig", "StudyResult"]
+__all__ = ["Experiment", "ExperimentConfig", "StudyResult", "acsd_scan"]
 
 
 class Experiment:
@@ -89,3 +89,14 @@ class Experiment:
     def __repr__(self) -> str:
         c = self.config
         return f"Experiment(name={c.name!r}, strategy={c.strategy.name!r}, parameters={c.search_space.names})"
+
+
+
+def acsd_scan(path: str | Path, folder: str | Path | None = None, tracking: bool | None = None) -> Any:
+    """Run the ACSD descriptor search of a scan file (see experiments/acsd_scan.yaml).
+
+    Returns the scan report: ACSD per (rcut, twojmax), the chosen setting, the figures' paths.
+    """
+    from hpsearch.tracking.acsd import load_scan_config, run_acsd_scan
+
+    return run_acsd_scan(load_scan_config(path), folder=folder, tracking=tracking)

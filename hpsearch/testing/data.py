@@ -1,8 +1,4 @@
-"""A small real store for tests: the generated small dataset, or the Be2 MALA data imported.
-
-The generated store (``hpsearch.data.generate``, ``DatasetSettings.small()``) is the test
-dataset; while it cannot be generated here, the four real Be2 snapshots are imported instead.
-"""
+"""Small real stores for tests: the generated small Al dataset, and the Be2 MALA data imported."""
 
 from __future__ import annotations
 
@@ -33,13 +29,9 @@ def import_be2(directory: Path) -> Path:
 
 
 def small_test_store(directory: Path) -> Path:
-    """The small generated store in `directory`, or the imported Be2 store when generation fails."""
-    try:
-        from hpsearch.data.generate import DatasetSettings, default_store_path, generate_dataset
+    """The small generated Al store (``DatasetSettings.small()``) in `directory`, reused when present."""
+    from hpsearch.data.generate import DatasetSettings, default_store_path, generate_dataset
 
-        settings = DatasetSettings.small()
-        path = directory / f"small-{default_store_path(settings).name}"  # named by the settings hash
-        return Path(generate_dataset(path, settings, progress=False))
-    except Exception as exc:  # noqa: BLE001 - any failure of the generator falls back to real data
-        logger.warning("small dataset not generated (%s): using the Be2 data instead", exc)
-        return import_be2(directory)
+    settings = DatasetSettings.small()
+    path = directory / f"small-{default_store_path(settings).name}"  # named by the settings hash
+    return Path(generate_dataset(path, settings, progress=False))

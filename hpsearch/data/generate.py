@@ -239,7 +239,7 @@ def generate_dataset(path: str | Path, settings: DatasetSettings | None = None, 
         attrs = {"generator": __name__, "generator_version": GENERATOR_VERSION, "settings_hash": digest,
                  "settings": settings.model_dump(mode="json"), "md_diagnostics": md.diagnostics}
         snapshots = _snapshots(settings, md, reporter, timings)
-        write_store(path, snapshots, attrs=attrs, overwrite=True)
+        write_store(path, snapshots, attrs=attrs, overwrite=True, reproducible=True)
     total = time.perf_counter() - start
     timings["write"] = total - timings["md"] - timings["electrons"] - timings["descriptors"]
     logger.info("generated %d snapshots in %.1f s (md %.1f s, bands and LDOS %.1f s [thread time: diagonalisation "

@@ -316,7 +316,17 @@ def _write_metadata_attrs(group: h5py.Group, snap: Snapshot) -> None:
     })
 
 
-def _write_root(handle: h5py.File, names: list[str], hashes: list[str], attrs: Mapping[str, Any]) -> None:
+def _created_utc(reproducible: bool) -> str:
+    """Now, or for reproducible files SOURCE_DATE_EPOCH (default 0): same input, same bytes."""
+    if reproducible:
+        stamp = datetime.fromtimestamp(int(os.environ.get("SOURCE_DATE_EPOCH", "0")), timezone.utc)
+    else:
+        stamp = datetime.now(timezone.utc)
+    return stamp.isoformat(timespec="seconds")
+
+
+def _write_root(handle: h5py.File, names: list[str], hashes: list[str], attrs: Mapping[str, Any],
+                reproducible: bool = False) -> None:
     from hpsearch import __version__
 
     handle.attrs.update({
@@ -325,7 +335,7 @@ def _write_root(handle: h5py.File, names: list[str], hashes: list[str], attrs: M
         "names": _json(names),
         "attrs": _json(dict(attrs)),
         "content_sha256": _store_hash(names, hashes),
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _created_utc(reproducible),
         "hpsearch_version": str(__version__),
     })
 
@@ -346,8 +356,12 @@ def _add_snapshots(handle: h5py.File, snapshots: Iterable[Snapshot], names: list
 
 
 def write_store(path: str | Path, snapshots: Iterable[Snapshot], attrs: Mapping[str, Any] | None = None,
-                overwrite: bool = False) -> Path:
-    """Write ``snapshots`` (any iterable, consumed once) to a new store at ``path``, atomically."""
+                overwrite: bool = False, reproducible: bool = False) -> Path:
+    """Write ``snapshots`` (any iterable, consumed once) to a new store at ``path``, atomically.
+
+    ``reproducible``: stamp the file with SOURCE_DATE_EPOCH (default 0) instead of the time, so
+    the same snapshots give the same bytes.
+    """
     path = Path(path)
     if path.exists() and not overwrite:
         raise DataError(f"store {path} already exists: overwrite it (overwrite=True, CLI --overwrite) or append")
@@ -355,7 +369,7 @@ def write_store(path: str | Path, snapshots: Iterable[Snapshot], attrs: Mapping[
     hashes: list[str] = []
     with _atomic_h5(path) as handle:
         _add_snapshots(handle, snapshots, names, hashes, None)
-        _write_root(handle, names, hashes, attrs or {})
+        _write_root(handle, names, hashes, attrs or {}, reproducible)
     logger.info("wrote %d snapshots to %s", len(names), path)
     return path
 

@@ -55,9 +55,20 @@ def regrid(ldos: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     return np.stack(channels, axis=-1).astype(np.float32)
 
 
-def cases(quick: bool) -> list[tuple[str, ase.Atoms, np.ndarray]]:
+def store_case(store_path: Path) -> tuple[str, ase.Atoms, np.ndarray]:
+    """The first snapshot of an hpsearch store, on its own grid (e.g. the default Al dataset)."""
+    from hpsearch.data import open_store
+
+    with open_store(store_path) as store:
+        snap = store.read(store.names[0])
+    return (f"store {snap.n_atoms} atoms", snap.to_atoms(), snap.ldos)
+
+
+def cases(quick: bool, store_path: Path | None = None) -> list[tuple[str, ase.Atoms, np.ndarray]]:
     atoms, ldos = load_snapshot(BE2_DIR)
     found = [("Be2", atoms, ldos), ("Be2", atoms, regrid(ldos, (20, 20, 20)))]
+    if store_path is not None:
+        found.append(store_case(store_path))
     if quick:
         return found
     found += [("Be2", atoms, regrid(ldos, (n, n, n))) for n in (30, 40)]
@@ -121,6 +132,9 @@ def main() -> None:
     parser.add_argument("--n-points", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="two settings, two grids")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="also measure on the first snapshot of this store, on its grid "
+                             "(e.g. the default dataset: hpsearch data generate -o al.h5)")
     args = parser.parse_args()
 
     from hpsearch._lammps import new_lammps
@@ -130,7 +144,7 @@ def main() -> None:
     rows = []
     for rcut, twojmax in QUICK_SCAN if args.quick else SCAN:
         settings = SnapSettings(rcut=rcut, twojmax=twojmax)
-        for name, atoms, ldos in cases(args.quick):
+        for name, atoms, ldos in cases(args.quick, args.store):
             rows.append(measure(name, atoms, ldos, settings, args.n_points, args.seed))
     print_table(rows)
     total_s = time.perf_counter() - started

@@ -163,6 +163,12 @@ class StudyTracker:
             tags["hpsearch.reason"] = record.reason
         key = self.trial_key(record.trial_id)
         self.journal.submit({"op": "log_batch", "key": key, "metrics": metrics, "tags": tags})
+        self.close_trial(record)
+
+    def close_trial(self, record: TrialRecord) -> None:
+        """Set the trial run's status tag and end it (safe to repeat)."""
+        key = self.trial_key(record.trial_id)
+        self.journal.submit({"op": "log_batch", "key": key, "tags": {"hpsearch.status": record.status}})
         self.journal.submit({"op": "end_run", "key": key, "status": RUN_STATUS.get(record.status, "FAILED")})
 
     def log_summary(self, metrics: dict[str, float], tags: dict[str, Any] | None = None) -> None:

@@ -85,8 +85,11 @@ def log_study_end(tracker: StudyTracker, result: Any, final: Any, best_training:
     """Trials not logged yet (e.g. lost with a killed driver), summary, artifacts; ends the run."""
     logged = tracker.logged_keys()
     for row in result.trials.to_dict("records"):
-        if tracker.trial_key(str(row["trial_id"])) not in logged:
-            tracker.log_trial(_record_from_row(row))
+        record = _record_from_row(row)
+        if tracker.trial_key(record.trial_id) not in logged:
+            tracker.log_trial(record)
+        else:  # its end may have been lost with a killed driver: close it again (idempotent)
+            tracker.close_trial(record)
     counts = result.counts()
     summary = {
         keys.TRIALS_COMPLETED: counts.get("completed", 0),

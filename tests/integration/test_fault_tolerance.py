@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,39 +34,10 @@ from hpsearch.config.strategy import METRIC
 pytestmark = [pytest.mark.ray, pytest.mark.mlflow, pytest.mark.slow]
 
 WIDTHS = [8, 12, 16, 20, 24, 28]
-MAX_EPOCHS = 16
+MAX_EPOCHS = 300
 STUDY_TIMEOUT_S = 240.0
 VENV_BIN = Path(sys.executable).parent
 
-# The driver: a study run with an MLflow callback that opens the study's parent run when Tune
-# starts (also on restore) and closes it when Tune ends. Its class is pickled with the Tuner,
-# so ``hpsearch resume`` finds it by module name (PYTHONPATH).
-DRIVER = '''
-"""Run an experiment file on a Ray cluster, tracked in MLflow (fault-tolerance tests)."""
-import os
-import sys
-
-from hpsearch.tracking.callback import MLflowStudyCallback
-from hpsearch.tracking.tracker import StudyTracker
-
-
-class TrackedStudy(MLflowStudyCallback):
-    def setup(self, **info):
-        self.tracker.start(tags={"hpsearch.test": "fault-tolerance"})
-
-    def on_experiment_end(self, trials, **info):
-        self.tracker.finish()
-
-
-if __name__ == "__main__":
-    from hpsearch.api import Experiment
-
-    experiment = Experiment.from_yaml(sys.argv[1])
-    config = experiment.config
-    tracker = StudyTracker(os.environ["MLFLOW_TRACKING_URI"], config.name, config.name,
-                           config.results_dir, study_uid=config.name)
-    experiment.run(address=sys.argv[2], callbacks=[TrackedStudy(tracker, flush_interval_s=1.0)])
-'''
 
 
 # -- processes of the simulated nodes (read from /proc: no psutil in the stack) -------------------
@@ -212,9 +182,9 @@ class Study:
             "fixed": {"max_epochs": MAX_EPOCHS, "patience": 10 * MAX_EPOCHS, "batch_size": 64},
             "budget": {"max_concurrent": 2, "max_failures": 2}, "resources": {"cpus": 1},
             "naswot": {"batch_size": 16}, "seed": 3, "storage_path": str(self.dir),
+            "tracking": {"enabled": True, "uri": tracking_uri, "experiment": name},
         }))
-        (folder / "ft_driver.py").write_text(textwrap.dedent(DRIVER))
-        self.env = {**os.environ, "PYTHONPATH": str(folder), "MLFLOW_TRACKING_URI": tracking_uri,
+        self.env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri,
                     "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
         self.log = folder / f"{name}.log"
 
@@ -224,7 +194,7 @@ class Study:
                                     stderr=subprocess.STDOUT, start_new_session=True)
 
     def run(self) -> subprocess.Popen[bytes]:
-        return self.start(sys.executable, str(self.folder / "ft_driver.py"), str(self.experiment), self.cluster.address)
+        return self.start(str(VENV_BIN / "hpsearch"), "run", str(self.experiment), "--address", self.cluster.address)
 
     def resume(self) -> subprocess.Popen[bytes]:
         return self.start(str(VENV_BIN / "hpsearch"), "resume", str(self.dir), "--address", self.cluster.address)

@@ -31,13 +31,13 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 
 def _default_store() -> Path:
     try:
-        from hpsearch.data.generate import DatasetSettings, default_store_path, generate_dataset
+        from hpsearch.data.generate import ensure_dataset
     except ImportError as exc:
         raise ConfigError(
             "no --store given and the embedded dataset generator is not available: pass a store, "
             "e.g. one made by `hpsearch data import-mala`"
         ) from exc
-    return Path(generate_dataset(default_store_path(), DatasetSettings()))
+    return ensure_dataset()
 
 
 def naswot_study(

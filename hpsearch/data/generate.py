@@ -320,3 +320,48 @@ def _with_checks(snapshot: Snapshot, descriptors: np.ndarray) -> Snapshot:
     reference = {**snapshot.reference, **checks}
     fields = {key: getattr(snapshot, key) for key in Snapshot.__dataclass_fields__}
     return Snapshot(**{**fields, "descriptors": descriptors, "reference": reference})
+
+
+def _generate_child(path: str, settings_json: str, progress: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    generate_dataset(path, DatasetSettings.model_validate_json(settings_json), progress=progress)
+
+
+def ensure_dataset(settings: DatasetSettings | None = None, path: str | Path | None = None,
+                   progress: bool = True) -> Path:
+    """The generated store for `settings` (default path), generated in a child process if missing.
+
+    Generation runs LAMMPS and threaded LAPACK; left in a process that trains networks next,
+    their thread pools slowed training about 50x on a busy 2-core machine. A child process keeps
+    them out. An existing store with the same settings is reused without starting a child.
+    """
+    import multiprocessing
+
+    settings = settings or DatasetSettings()
+    target = Path(path) if path is not None else default_store_path(settings)
+    if target.exists() and _existing_hash(target) == settings.settings_hash():
+        return target
+    logger.info("generating the dataset %s (first use; reused afterwards)", target)
+    child = multiprocessing.get_context("spawn").Process(
+        target=_generate_child, args=(str(target), settings.model_dump_json(), progress), name="hpsearch-generate"
+    )
+    child.start()
+    child.join()
+    if child.exitcode != 0 or not target.exists():
+        raise DataError(f"generating the dataset at {target} failed (exit code {child.exitcode}); "
+                        "run `hpsearch data generate` to see why")
+    return target
+
+
+def resolve_store(store: str | Path) -> Path:
+    """A store file from `store`: a path, or 'default' / 'small' for the generated dataset."""
+    if str(store) in ("default", "small"):
+        settings = DatasetSettings() if str(store) == "default" else DatasetSettings.small()
+        return ensure_dataset(settings).resolve()
+    path = Path(store).expanduser().resolve()
+    if not path.is_file():
+        raise DataError(
+            f"store {str(store)!r} does not exist ({path}): give an hpsearch store (.h5), 'default' or "
+            "'small' to generate one, or import MALA data with `hpsearch data import-mala`"
+        )
+    return path

@@ -100,10 +100,9 @@ def load_scan_config(path: str | Path) -> AcsdScanConfig:
 def resolve_store(store: str) -> Path:
     """A store path; "default" / "small" generate the embedded dataset on first use."""
     if store in ("default", "small"):
-        from hpsearch.data.generate import DatasetSettings, default_store_path, generate_dataset
+        from hpsearch.data.generate import resolve_store as generated_store
 
-        settings = DatasetSettings() if store == "default" else DatasetSettings.small()
-        return Path(generate_dataset(default_store_path(settings), settings))
+        return generated_store(store)
     path = Path(store).expanduser()
     if not path.is_file():
         raise ConfigError(

@@ -94,7 +94,7 @@ def format_table(table: pd.DataFrame) -> list[list[Any]]:
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    header = "| strategy | band-energy error (meV/atom), 5 retrains | compute (core-s) | wall (s) | speed-up vs tpe | network parameters |"
+    header = "| strategy | band-energy error (meV/atom), winner retrained | compute (core-s) | wall (s) | speed-up vs tpe | network parameters |"
     lines = [header, "|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in format_table(table)]
     return "\n".join(lines)

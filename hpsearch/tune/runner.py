@@ -73,10 +73,9 @@ def check_resources(config: ExperimentConfig, local: bool) -> None:
 def resolve_store(store: str) -> Path:
     """The store file of `dataset.store`: a path, or 'default' / 'small' (generated once, reused)."""
     if store in ("default", "small"):
-        from hpsearch.data.generate import DatasetSettings, default_store_path, generate_dataset
+        from hpsearch.data.generate import resolve_store as generated_store
 
-        settings = DatasetSettings.small() if store == "small" else DatasetSettings()
-        return Path(generate_dataset(default_store_path(settings), settings)).resolve()
+        return generated_store(store)
     path = Path(store).expanduser().resolve()
     if not path.is_file():
         raise ConfigError(

@@ -1,0 +1,207 @@
+"""Run every strategy of the paper's table 1 into one MLflow experiment and compare them.
+
+The experiments are the YAML files in ``experiments/`` (``experiments/quick/`` for the short
+version that ``hpsearch demo`` runs): one file per strategy, all over the same search space.
+Each study lands in ``<out>/studies/<name>``; the comparison (table, figures 3, 5 and 6, the
+target check) in ``<out>`` and in a "comparison" run of the same MLflow experiment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpsearch.api import Experiment
+from hpsearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hpsearch.bench.report import BenchmarkReport
+    from hpsearch.tracking.server import TrackingServer
+    from hpsearch.tune.results import StudyResult
+
+logger = logging.getLogger(__name__)
+
+#: Experiment files (stems) of the full benchmark, in the order they run.
+PAPER_STRATEGIES = ("naswot", "naswot-optimized", "tpe-pruner", "oat", "direct", "tpe")
+#: The short comparison of ``hpsearch demo`` (``experiments/quick/``).
+QUICK_STRATEGIES = ("naswot", "tpe-pruner", "oat", "tpe")
+#: How each file's strategy is named in the table (the reference of the speed-up is "tpe").
+LABELS = {
+    "direct": "direct",
+    "tpe": "tpe",
+    "tpe-pruner": "tpe + naswot-pruner",
+    "oat": "oat",
+    "naswot": "naswot (fixed)",
+    "naswot-optimized": "naswot (optimized)",
+}
+REFERENCE = "tpe"
+SERVER_FILE = "server.json"
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """What to run and where the results go.
+
+    `overrides` are merged into every experiment (nested mappings key by key), e.g.
+    ``{"dataset": {"store": "small"}, "fixed": {"max_epochs": 2}}`` for a test;
+    `strategy_overrides` into one strategy's only.
+    """
+
+    out: Path = Path("results/paper")
+    quick: bool = False
+    strategies: tuple[str, ...] | None = None
+    experiments_dir: Path | None = None
+    mlflow_experiment: str | None = None
+    address: str | None = None
+    tracking_uri: str | None = None
+    overwrite: bool = False
+    keep_server: bool = False
+    progress: bool = True
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: per strategy (file stem), merged after `overrides`, e.g. ``{"direct": {"strategy": {...}}}``
+    strategy_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        chosen = self.strategies or (QUICK_STRATEGIES if self.quick else PAPER_STRATEGIES)
+        unknown = [s for s in chosen if s not in LABELS]
+        if unknown:
+            raise ConfigError(f"unknown benchmark strategies {unknown}: choose among {', '.join(LABELS)}")
+        return tuple(chosen)
+
+
+def default_experiments_dir(quick: bool) -> Path:
+    """``./experiments`` (or the checkout's, beside the package), ``quick/`` inside for the short run."""
+    for root in (Path.cwd() / "experiments", Path(__file__).resolve().parents[2] / "experiments"):
+        if root.is_dir():
+            return root / "quick" if quick else root
+    raise ConfigError("no experiments/ folder here or beside the hpsearch package: pass --experiments DIR")
+
+
+def experiment_files(quick: bool = False, experiments_dir: Path | None = None,
+                     strategies: tuple[str, ...] | None = None) -> dict[str, Path]:
+    """The experiment file of each strategy (stem -> path); ConfigError for a missing one."""
+    folder = Path(experiments_dir) if experiments_dir else default_experiments_dir(quick)
+    names = strategies or (QUICK_STRATEGIES if quick else PAPER_STRATEGIES)
+    files = {name: folder / f"{name}.yaml" for name in names}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise ConfigError(f"benchmark experiment files missing: {missing}; expected one per strategy in {folder}")
+    return files
+
+
+def _merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_benchmark_experiments(settings: BenchmarkSettings, tracking_uri: str) -> dict[str, Experiment]:
+    """Each strategy's experiment, pointed at ``<out>/studies/<name>`` and the shared MLflow experiment."""
+    files = experiment_files(settings.quick, settings.experiments_dir, settings.names)
+    experiments: dict[str, Experiment] = {}
+    for stem, path in files.items():
+        config = Experiment.from_yaml(path).config
+        raw = _merged(config.model_dump(mode="json"), settings.overrides)
+        raw = _merged(raw, settings.strategy_overrides.get(stem, {}))
+        name = raw["name"]
+        raw["storage_path"] = str((Path(settings.out) / "studies" / name).resolve())
+        raw["tracking"] = {
+            "enabled": True, "uri": tracking_uri,
+            "experiment": settings.mlflow_experiment or (config.tracking.experiment or "paper"),
+        }
+        experiments[stem] = Experiment.from_dict(raw)
+    if len({e.config.tracking.experiment for e in experiments.values()}) != 1:
+        raise ConfigError("the benchmark's experiment files name different tracking.experiment values: "
+                          "give them one, or pass --mlflow-experiment")
+    return experiments
+
+
+def _fresh_folder(experiment: Experiment, overwrite: bool) -> None:
+    folder = experiment.config.results_dir
+    if not folder.exists():
+        return
+    if not overwrite:
+        raise ConfigError(f"{folder} holds an earlier run of study {experiment.config.name!r}: pass --overwrite "
+                          "to replace it or choose another --out")
+    shutil.rmtree(folder)
+
+
+def tracking_server(settings: BenchmarkSettings) -> tuple[str, TrackingServer | None]:
+    """The tracking URI: given, ``MLFLOW_TRACKING_URI``, a server still running from an earlier
+    run in ``<out>/mlflow``, or a new local server there (returned so the caller can stop it)."""
+    uri = settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri, None
+    import json
+    import urllib.request
+
+    folder = (Path(settings.out) / "mlflow").resolve()
+    saved = folder / SERVER_FILE
+    if saved.is_file():
+        earlier = json.loads(saved.read_text())
+        try:
+            with urllib.request.urlopen(f"{earlier['url']}/health", timeout=2) as response:
+                if response.status == 200:
+                    logger.info("using the MLflow server still running at %s", earlier["url"])
+                    return str(earlier["url"]), None
+        except OSError:
+            pass
+    from hpsearch.tracking.server import start_server
+
+    server = start_server(folder)
+    saved.write_text(json.dumps({"url": server.url, "pid": server.process.pid}) + "\n")
+    return server.url, server
+
+
+def run_paper_benchmark(settings: BenchmarkSettings) -> BenchmarkReport:
+    """Run the strategies one after the other, then write and log the comparison.
+
+    The MLflow server this call starts is stopped at the end unless `keep_server`
+    (``report.server_pid`` then says which process to end).
+    """
+    from hpsearch.bench.progress import StudyProgress
+    from hpsearch.bench.report import build_report
+    from hpsearch.tune.runner import ensure_ray
+
+    out = Path(settings.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    uri, server = tracking_server(settings)
+    started_ray = False
+    try:
+        experiments = load_benchmark_experiments(settings, uri)
+        for experiment in experiments.values():
+            experiment.validate()
+            _fresh_folder(experiment, settings.overwrite)
+        started_ray = ensure_ray(settings.address)
+        results: dict[str, StudyResult] = {}
+        started = time.perf_counter()
+        for index, (stem, experiment) in enumerate(experiments.items(), start=1):
+            title = f"study {index}/{len(experiments)}: {LABELS[stem]} ({experiment.config.name})"
+            with StudyProgress(title, enabled=settings.progress) as progress:
+                results[stem] = experiment.run(address=settings.address, callbacks=[progress.callback()])
+                progress.done(results[stem])
+        logger.info("all %d studies done in %.0f s", len(results), time.perf_counter() - started)
+        report = build_report(results, experiments, uri, out, time.perf_counter() - started)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+        if server is not None and not settings.keep_server:
+            server.stop()
+            (out / "mlflow" / SERVER_FILE).unlink(missing_ok=True)
+            server = None
+    report.server_url = uri
+    report.server_pid = server.process.pid if server is not None else None
+    return report

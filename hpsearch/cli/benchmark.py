@@ -1,0 +1,134 @@
+"""Commands ``benchmark paper`` (every strategy of the paper's table 1) and ``demo`` (the short version)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+benchmark_app = typer.Typer(help="Measured comparisons of the search strategies.", no_args_is_help=True)
+
+_QUIET_LOGGERS = ("hpsearch.tune", "hpsearch.tracking", "hpsearch.scoring", "hpsearch.model",
+                  "hpsearch.data.splits", "searchers", "ray", "optuna")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _quiet(verbose: bool) -> None:
+    """Progress lines say what happens; the per-step INFO logs only with --verbose/-v."""
+    if not verbose and logging.getLogger().level > logging.DEBUG:
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own console report (verbose=0: silent)
+        import mlflow  # noqa: F401 - both configure their loggers on import: import first, then quieten
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        for name in _QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+def print_report(report: Any, console: Any) -> None:
+    """The comparison table, the Kendall tau, the target check and where everything is."""
+    from rich.table import Table
+
+    from hpsearch.tracking.compare import format_table
+
+    view = Table(title=f"comparison ({report.folder / 'comparison.md'})")
+    for name in ("strategy", "error (meV/atom), retrained", "compute (core-s)", "wall (s)", "speed-up vs tpe",
+                 "parameters"):
+        view.add_column(name)
+    for row in format_table(report.table):
+        view.add_row(*map(str, row))
+    console.print(view)
+    if report.kendall is not None:
+        k = report.kendall
+        console.print(f"figure 5: Kendall tau(NASWOT score, error) = {k['tau_paper']:+.3f} on {k['n']} trained "
+                      f"trials of {k['study']} (paper: {k['paper_tau']:+.3f})")
+    if report.target is not None:
+        style = "bold green" if report.target.passed else "bold yellow"
+        console.print(report.target.verdict, style=style)
+    for name, path in report.figures.items():
+        console.print(f"{name}: {path}")
+    console.print(f"summary: {report.folder / 'summary.json'}")
+
+
+def _print_server(report: Any, out: Path, console: Any) -> None:
+    if report.server_pid is not None:
+        console.print(f"MLflow UI: {report.server_url}  (experiment with every study; stop the server with "
+                      f"`kill -TERM -{report.server_pid}`)", style="bold")
+    elif report.server_url and report.server_url.startswith("http"):
+        console.print(f"MLflow UI: {report.server_url}", style="bold")
+    else:
+        console.print(f"MLflow store: {report.server_url}; browse it with `hpsearch ui --folder {out / 'mlflow'}`")
+
+
+def paper(
+    out: Path = typer.Option(Path("results/paper"), "--out", "-o", help="Results folder (studies, table, figures)."),
+    quick: bool = typer.Option(False, "--quick", help="The short comparison of experiments/quick/ (the demo's)."),
+    strategies: Optional[list[str]] = typer.Option(
+        None, "--strategy", "-s", help="Run only these (file stems: naswot, naswot-optimized, tpe-pruner, oat, "
+        "direct, tpe); repeat the option."),
+    experiments: Optional[Path] = typer.Option(None, "--experiments", help="Folder of the experiment files."),
+    address: Optional[str] = typer.Option(None, help="Ray address: 'auto' or 'ray://host:10001' (default: local)."),
+    mlflow_experiment: Optional[str] = typer.Option(None, "--mlflow-experiment", help="MLflow experiment name."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace earlier studies in the results folder."),
+    keep_ui: bool = typer.Option(False, "--keep-ui", help="Leave the MLflow server it starts running."),
+    verbose: bool = typer.Option(False, "--log", help="Show the INFO logs of every step."),
+) -> None:
+    """Run every strategy of the paper's table 1, retrain each winner, compare them (MLflow + files)."""
+    from hpsearch.bench import BenchmarkSettings, run_paper_benchmark
+
+    _quiet(verbose)
+    console = _console()
+    settings = BenchmarkSettings(out=out, quick=quick, strategies=tuple(strategies) if strategies else None,
+                                 experiments_dir=experiments, mlflow_experiment=mlflow_experiment, address=address,
+                                 overwrite=overwrite, keep_server=keep_ui)
+    console.print(f"benchmark: {', '.join(settings.names)} -> {out}", style="bold")
+    report = run_paper_benchmark(settings)
+    print_report(report, console)
+    _print_server(report, out, console)
+
+
+def _generate_in_child(path: Path) -> Path:
+    """The default dataset, generated in a child process (see hpsearch.data.generate.ensure_dataset)."""
+    from hpsearch.data.generate import DatasetSettings, ensure_dataset
+
+    return ensure_dataset(DatasetSettings(), path)
+
+
+def demo(
+    out: Path = typer.Option(Path("results/demo"), "--out", "-o", help="Results folder of the demo."),
+    verbose: bool = typer.Option(False, "--log", help="Show the INFO logs of every step."),
+) -> None:
+    """Generate the default dataset, run the short comparison, print the table and the MLflow UI URL."""
+    from hpsearch.bench import BenchmarkSettings, run_paper_benchmark
+    from hpsearch.data.generate import default_store_path
+
+    _quiet(verbose)
+    console = _console()
+    started = time.perf_counter()
+    console.rule("step 1/2: the default dataset (thermal fcc Al, model LDOS, SNAP descriptors)")
+    path = _generate_in_child(default_store_path())
+    console.print(f"dataset: {path} ({time.perf_counter() - started:.0f} s)")
+    console.rule("step 2/2: the short comparison (naswot, tpe + naswot-pruner, oat, tpe)")
+    settings = BenchmarkSettings(out=out, quick=True, overwrite=True, keep_server=True)
+    report = run_paper_benchmark(settings)
+    print_report(report, console)
+    console.print(f"demo finished in {time.perf_counter() - started:.0f} s; the full benchmark: "
+                  "`hpsearch benchmark paper`")
+    _print_server(report, out, console)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``benchmark`` group (``paper``) and the top-level ``demo``."""
+    benchmark_app.command("paper")(paper)
+    app.add_typer(benchmark_app, name="benchmark")
+    app.command("demo")(demo)

@@ -17,20 +17,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Modules that define commands; each has ``register(app)``. Missing modules are skipped so a
-# partial installation still offers what it has.
-_COMMAND_MODULES = ("data", "search", "scoring", "descriptors", "tracking", "benchmark")
+# Modules that define commands; each has ``register(app)``.
+_COMMAND_MODULES = ("data", "generate", "search", "scoring", "descriptors", "tracking", "benchmark")
 
 
 def _register_all() -> None:
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"hpsearch.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"hpsearch.cli.{name}":
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(f"hpsearch.cli.{name}").register(app)
 
 
 @app.callback()

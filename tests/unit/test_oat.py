@@ -248,17 +248,6 @@ def test_range_analysis_with_every_row_failed_trains_nothing() -> None:
 
 
 # -- end to end: the real runner, trainable and data on a local Ray -----------------------------
-@pytest.fixture(scope="module")
-def small_store() -> Path:
-    """The small generated store at its default place (generated once, then reused)."""
-    from hpsearch.data.generate import DatasetSettings, default_store_path, generate_dataset
-
-    settings = DatasetSettings.small()
-    path = default_store_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(generate_dataset(path, settings, progress=False))
-
-
 @pytest.mark.ray
 @pytest.mark.slow
 def test_end_to_end_on_the_small_dataset(ray_local: Any, small_store: Path, tmp_path: Path) -> None:

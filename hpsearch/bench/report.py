@@ -118,7 +118,8 @@ def mlflow_table(uri: str, experiment: str, study_uids: Mapping[str, str]) -> pd
     if len(runs) != len(study_uids):
         logger.warning("MLflow holds %d of the %d studies of this benchmark (a server outage? see each "
                        "study's mlflow-journal)", len(runs), len(study_uids))
-    runs = runs.assign(**{"params.strategy": runs[uid_column].map(dict(study_uids))})
+    # the benchmark's labels already name the scheduler ("tpe + naswot-pruner")
+    runs = runs.assign(**{"params.strategy": runs[uid_column].map(dict(study_uids)), "params.scheduler": "none"})
     return comparison_table(runs, reference="tpe")
 
 

@@ -51,9 +51,13 @@ def _column(runs: pd.DataFrame, name: str) -> pd.Series:
 
 def comparison_table(runs: pd.DataFrame, reference: str = "tpe") -> pd.DataFrame:
     """Strategy, retrained error mean/std, compute, wall time and speed-up relative to `reference`."""
+    strategy = _column(runs, "params.strategy").astype(str)
+    scheduler = _column(runs, "params.scheduler")
+    with_scheduler = scheduler.notna() & ~scheduler.astype(str).isin(["none", "None", "nan", ""])
+    strategy = strategy.where(~with_scheduler, strategy + " + " + scheduler.astype(str))
     table = pd.DataFrame(
         {
-            "strategy": _column(runs, "params.strategy"),
+            "strategy": strategy,
             "study": _column(runs, "tags.mlflow.runName"),
             "error_mean_mev_per_atom": _column(runs, f"metrics.{s.RETRAIN_MEAN}"),
             "error_std_mev_per_atom": _column(runs, f"metrics.{s.RETRAIN_STD}"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from hpsearch._version import __version__
 __all__ = ["Experiment", "__version__"]
 
 

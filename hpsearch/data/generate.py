@@ -289,7 +289,7 @@ def _snapshots(settings: DatasetSettings, md: _al_md.MdResult, reporter: Reporte
 def _snapshot_without_descriptors(settings: DatasetSettings, md: _al_md.MdResult, index: int, name: str,
                                   electrons: _epm.ElectronicResult) -> Snapshot:
     """Atoms, LDOS, the model's reference numbers and provenance of snapshot ``index``."""
-    from hpsearch import __version__
+    from hpsearch._version import __version__
     from hpsearch.descriptors import SnapSettings
 
     snap_settings = SnapSettings(rcut=settings.rcut_angstrom, twojmax=settings.twojmax)

@@ -327,7 +327,7 @@ def _created_utc(reproducible: bool) -> str:
 
 def _write_root(handle: h5py.File, names: list[str], hashes: list[str], attrs: Mapping[str, Any],
                 reproducible: bool = False) -> None:
-    from hpsearch import __version__
+    from hpsearch._version import __version__
 
     handle.attrs.update({
         "format": _FORMAT_NAME,

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hpsearch import __version__
+from hpsearch._version import __version__
 from hpsearch.config.experiment import ExperimentConfig
 from hpsearch.tracking import summary as keys
 from hpsearch.tracking.callback import MLflowStudyCallback, trial_params

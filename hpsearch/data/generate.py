@@ -353,15 +353,20 @@ def ensure_dataset(settings: DatasetSettings | None = None, path: str | Path | N
     return target
 
 
-def resolve_store(store: str | Path) -> Path:
-    """A store file from `store`: a path, or 'default' / 'small' for the generated dataset."""
+def resolve_store(store: str | Path, key: str = "store") -> Path:
+    """A store file from `store`: a path, or 'default' / 'small' for the generated dataset.
+
+    A path that does not exist is a ConfigError naming the config `key` it came from.
+    """
+    from hpsearch.errors import ConfigError
+
     if str(store) in ("default", "small"):
         settings = DatasetSettings() if str(store) == "default" else DatasetSettings.small()
         return ensure_dataset(settings).resolve()
     path = Path(store).expanduser().resolve()
     if not path.is_file():
-        raise DataError(
-            f"store {str(store)!r} does not exist ({path}): give an hpsearch store (.h5), 'default' or "
+        raise ConfigError(
+            f"{key} {str(store)!r} does not exist ({path}): give an hpsearch store (.h5), 'default' or "
             "'small' to generate one, or import MALA data with `hpsearch data import-mala`"
         )
     return path

@@ -99,17 +99,9 @@ def load_scan_config(path: str | Path) -> AcsdScanConfig:
 
 def resolve_store(store: str) -> Path:
     """A store path; "default" / "small" generate the embedded dataset on first use."""
-    if store in ("default", "small"):
-        from hpsearch.data.generate import resolve_store as generated_store
+    from hpsearch.data.generate import resolve_store as find_store
 
-        return generated_store(store)
-    path = Path(store).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"store {store!r} does not exist: give a store path (e.g. from `hpsearch data import-mala`) "
-            "or 'default' / 'small' for the generated dataset"
-        )
-    return path
+    return find_store(store)
 
 
 def _select(names: list[str], wanted: int | tuple[str, ...] | None, path: Path) -> list[str]:

@@ -72,17 +72,9 @@ def check_resources(config: ExperimentConfig, local: bool) -> None:
 
 def resolve_store(store: str) -> Path:
     """The store file of `dataset.store`: a path, or 'default' / 'small' (generated once, reused)."""
-    if store in ("default", "small"):
-        from hpsearch.data.generate import resolve_store as generated_store
+    from hpsearch.data.generate import resolve_store as find_store
 
-        return generated_store(store)
-    path = Path(store).expanduser().resolve()
-    if not path.is_file():
-        raise ConfigError(
-            f"dataset.store {store!r} does not exist ({path}): give an hpsearch store (.h5), "
-            "'default' or 'small' to generate one, or import MALA data with `hpsearch data import-mala`"
-        )
-    return path
+    return find_store(store, key="dataset.store")
 
 
 def resolve_split(config: ExperimentConfig, store_path: Path) -> Any:

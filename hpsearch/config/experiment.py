@@ -283,16 +283,9 @@ def renamed(config: ExperimentConfig, name: str) -> ExperimentConfig:
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment YAML file."""
-    import yaml
+    from hpsearch.config.yamlfile import read_yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"experiment file {path} does not exist: give the path of a YAML file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    return parse_experiment(raw, source=str(path))
+    return parse_experiment(read_yaml(path, "experiment file"), source=str(path))
 
 
 def check_finite_numbers(config: ExperimentConfig) -> None:

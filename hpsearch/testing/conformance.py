@@ -269,7 +269,7 @@ class SearcherConformance:
         frame = grid.get_dataframe()
         assert len(frame) == expected
         assert frame["trial_id"].is_unique
-        starts = _starts(tmp_path / "conformance")
+        starts = trial_starts(tmp_path / "conformance")
         restarted = [t for t, n in starts.items() if n > 1]
         # only trials still running at the interruption may start again, each once
         assert max(starts.values()) <= 2 and len(restarted) <= self.max_concurrent, starts
@@ -279,7 +279,7 @@ class SearcherConformance:
             assert len(train) == len(set(train)), "a trial ran twice across the resume"
 
 
-def _starts(tune_dir: Path) -> dict[str, int]:
+def trial_starts(tune_dir: Path) -> dict[str, int]:
     """Trial id -> how often it started (first reports in its result.json, over every run)."""
     import json
 

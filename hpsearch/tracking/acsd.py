@@ -85,16 +85,9 @@ class ScanReport:
 
 def load_scan_config(path: str | Path) -> AcsdScanConfig:
     """Read and validate a scan YAML file (ConfigError with the key and value on any problem)."""
-    import yaml
+    from hpsearch.config.yamlfile import read_yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"scan file {path} does not exist: give the path of a YAML file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    return parse_scan_config(raw, source=str(path))
+    return parse_scan_config(read_yaml(path, "scan file"), source=str(path))
 
 
 def resolve_store(store: str) -> Path:

@@ -6,7 +6,6 @@ pruner), and SIGTERM to a real ``hpsearch run`` process (a cluster job being sto
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from hpsearch.config.experiment import parse_experiment
+from hpsearch.testing.conformance import trial_starts
 from hpsearch.testing.data import small_test_store
 from hpsearch.tune.runner import resume_study, run_study
 
@@ -44,17 +44,6 @@ def _raw(store: Path, root: Path, name: str, **changes: object) -> dict:
     }
 
 
-def _starts(tune_dir: Path) -> dict[str, int]:
-    """Trial id -> how often it started (first reports in its result.json, over every run)."""
-    counts: dict[str, int] = {}
-    for result in tune_dir.glob("*/result.json"):
-        for line in result.read_text().splitlines():
-            record = json.loads(line)
-            if record.get("training_iteration") == 1:
-                counts[record["trial_id"]] = counts.get(record["trial_id"], 0) + 1
-    return counts
-
-
 def _finished(frame: pd.DataFrame) -> set[str]:
     return set(frame.loc[frame["status"].isin(["completed", "diverged", "failed", "pruned"]), "trial_id"])
 
@@ -65,7 +54,7 @@ def _check_no_trial_twice(folder: Path, expected: int, finished_before: set[str]
     assert len(frame) == expected, frame
     assert frame["trial_id"].is_unique
     assert _finished(frame) == set(frame["trial_id"]), frame
-    starts = _starts(folder / "tune")
+    starts = trial_starts(folder / "tune")
     assert set(starts) == set(frame["trial_id"])
     assert all(starts[t] == 1 for t in finished_before), starts
 

@@ -204,13 +204,16 @@ class _Epochs:
 
 
 def validation_loss(model: torch.nn.Module, scalers: Scalers, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Mean scaled MSE over all points, in chunks, without autograd."""
+    """Mean scaled MSE over all points, in chunks, without autograd, on the model's device (chunks
+    of ``x`` and ``y`` held elsewhere are moved there)."""
     model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    first = next(iter(model.parameters()), None)
+    dev = first.device if first is not None else x.device
+    total = torch.zeros((), dtype=torch.float64, device=dev)
     with torch.inference_mode():
         for start in range(0, x.shape[0], _EVAL_CHUNK):
-            pred = model(scalers.transform_descriptors(x[start : start + _EVAL_CHUNK]))
-            diff = pred - scalers.transform_ldos(y[start : start + _EVAL_CHUNK])
+            pred = model(scalers.transform_descriptors(x[start : start + _EVAL_CHUNK].to(dev)))
+            diff = pred - scalers.transform_ldos(y[start : start + _EVAL_CHUNK].to(dev))
             total += (diff.double() ** 2).sum()
     return float(total) / (x.shape[0] * y.shape[1])
 

@@ -148,8 +148,9 @@ def test_save_and_load_model(tmp_path: Path) -> None:
     loaded = load_model(path)
     assert loaded.spec == SPEC and loaded.settings == result.settings
     x = data.x_val[:50]
-    with torch.inference_mode():
-        expected = result.scalers.inverse_ldos(result.model(result.scalers.transform_descriptors(x)))
+    with torch.inference_mode():  # trained on the default device (CUDA when there), loaded on the CPU
+        trained = result.model.to("cpu")
+        expected = result.scalers.inverse_ldos(trained(result.scalers.transform_descriptors(x)))
         got = loaded.scalers.inverse_ldos(loaded.model(loaded.scalers.transform_descriptors(x)))
     torch.testing.assert_close(got, expected)
     assert resolve_device().type in ("cpu", "cuda")
@@ -186,3 +187,19 @@ def test_retrain_counts_diverged_runs(be2_data: TrainingData) -> None:
     result = retrain(spec, settings, be2_data, n_seeds=2)
     assert result.statuses == ["diverged", "diverged"] and result.n_failed == 2
     assert all(math.isnan(v) for v in result.values) and math.isnan(result.mean)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_training_on_cuda_evaluates_like_the_cpu(be2_data: TrainingData) -> None:
+    from hpsearch.model.evaluation import evaluate
+
+    spec = NetworkSpec(n_in=be2_data.n_features, n_out=be2_data.n_energies, widths=(64, 64), activations="LeakyReLU")
+    settings = TrainingSettings(max_epochs=4, batch_size=256, learning_rate=1e-3, seed=3)
+    result = train(spec, settings, be2_data, device="cuda")
+    assert result.status == "completed" and next(result.model.parameters()).device.type == "cuda"
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    on_gpu = evaluate(result.model, result.scalers, be2_data.to("cuda").test)
+    cpu_model = result.model.to("cpu")
+    on_cpu = evaluate(cpu_model, be2_data.scalers(settings.descriptor_scaling, settings.ldos_scaling), be2_data.test)
+    assert math.isfinite(on_gpu.mean_band_energy_error_mev_per_atom)
+    assert on_gpu.band_energies_ev == pytest.approx(on_cpu.band_energies_ev, rel=1e-5)

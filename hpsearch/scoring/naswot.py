@@ -204,8 +204,8 @@ def correlation_matrices(jacobians: torch.Tensor) -> tuple[torch.Tensor, list[st
     each a reason why it is degenerate (None when it is fine). Computed in float64."""
     jac = jacobians.to(torch.float64)
     finite = torch.isfinite(jac.sum(dim=(1, 2)))  # one pass: NaN or inf anywhere spoils the sum
-    if not bool(finite.all()):
-        jac = torch.where(finite[:, None, None], jac, torch.zeros((), dtype=jac.dtype, device=jac.device))
+    # unconditional (no `if finite.all()`): asking would wait for the GPU once per call
+    jac = torch.where(finite[:, None, None], jac, torch.zeros((), dtype=jac.dtype, device=jac.device))
     centred = jac - jac.mean(dim=2, keepdim=True)
     norms = torch.linalg.vector_norm(centred, dim=2)
     largest = norms.max(dim=1, keepdim=True).values
@@ -213,7 +213,7 @@ def correlation_matrices(jacobians: torch.Tensor) -> tuple[torch.Tensor, list[st
     unit = centred / torch.where(norms > 0, norms, torch.ones_like(norms)).unsqueeze(2)
     corr = torch.clamp(torch.bmm(unit, unit.transpose(1, 2)), -1.0, 1.0)
     n_samples = jac.shape[1]
-    flags = zip(finite.tolist(), dead.tolist(), strict=True)
+    flags = zip(*torch.stack([finite.to(dead.dtype), dead]).tolist(), strict=True)  # one transfer
     return corr, [_reason(f, d, n_samples) for f, d in flags]
 
 
@@ -238,9 +238,9 @@ def scores_from_correlations(
     if slots:
         eigenvalues = torch.linalg.eigvalsh(corr[slots] if len(slots) < len(reasons) else corr)
         shifted = eigenvalues + k
-        sums = (torch.log(shifted) + 1.0 / shifted).sum(dim=1).tolist()
-        minima = eigenvalues[:, 0].tolist()  # ascending order
-        maxima = eigenvalues[:, -1].tolist()
+        sums = (torch.log(shifted) + 1.0 / shifted).sum(dim=1)
+        # eigenvalues ascend: the smallest and the largest; one transfer from the device
+        sums, minima, maxima = torch.stack([sums, eigenvalues[:, 0], eigenvalues[:, -1]]).tolist()
         n_samples = corr.shape[1]
         for slot, lam_min, lam_max, total in zip(slots, minima, maxima, sums, strict=True):
             results[slot] = _finish(total, lam_min, lam_max, n_samples, k, convention)

@@ -311,3 +311,14 @@ def test_ray_chunks_equal_serial(ray_local: object, be2_batch: torch.Tensor) -> 
     from hpsearch.scoring._ray import is_driver
 
     assert is_driver()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("eig_device", [None, "cpu"])
+def test_fast_path_on_cuda_equals_cpu(be2_batch: torch.Tensor, eig_device: str | None) -> None:
+    on_cpu = score_architectures(SPECS, be2_batch, n_init=3, seed=5, progress=False)
+    on_gpu = score_architectures(SPECS, be2_batch.cuda(), n_init=3, seed=5, progress=False, eig_device=eig_device)
+    assert [r.ok for r in on_gpu] == [r.ok for r in on_cpu]
+    for cpu, gpu in zip(on_cpu, on_gpu):
+        assert gpu.scores == pytest.approx(cpu.scores, rel=1e-9)
+        assert gpu.score == pytest.approx(cpu.score, rel=1e-9)

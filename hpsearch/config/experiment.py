@@ -31,6 +31,7 @@ from hpsearch.config.registry import load_scheduler, load_strategy
 from hpsearch.config.space import SearchSpace, parameter_kind
 from hpsearch.config.strategy import SchedulerPlugin, Strategy, StrategyContext
 from hpsearch.errors import ConfigError
+from hpsearch.errors import format_validation_error as _format_validation_error
 
 #: Values every hyperparameter takes when neither the trial nor ``fixed`` names it.
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
@@ -242,28 +243,12 @@ def _validated_options(cls: type[Strategy] | type[SchedulerPlugin], plugin: Plug
         ) from None
 
 
-def _location(loc: tuple[Any, ...], prefix: str) -> str:
-    parts = [prefix] if prefix else []
-    # pydantic adds the union member or tag to the location; drop the noise for the reader
-    parts += [str(p) for p in loc if str(p) not in ("categorical", "int", "float", "function-after[_check(), IntRange]")]
-    return ".".join(p for p in parts if p and not p.startswith("function-")) or "(top level)"
+_MESSAGES = {("too_short", "search_space"): "the search space is empty: name at least one hyperparameter to search"}
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
     """One line per problem: the dotted path of the key, what is wrong, the value, and a hint."""
-    lines = []
-    for error in exc.errors():
-        where = _location(tuple(error["loc"]), prefix)
-        message = error["msg"].removeprefix("Value error, ")
-        kind = error["type"]
-        if kind == "extra_forbidden":
-            message = "unknown key: check the spelling (unknown keys are errors, never ignored)"
-        elif kind == "too_short" and where.startswith("search_space"):
-            message = "the search space is empty: name at least one hyperparameter to search"
-        elif kind not in ("value_error", "assertion_error") and "input" in error:
-            message += f" (got {error['input']!r})"
-        lines.append(f"{where}: {message}")
-    return "; ".join(dict.fromkeys(lines))
+    return _format_validation_error(exc, prefix, _MESSAGES)
 
 
 def parse_experiment(raw: Any, source: str = "experiment") -> ExperimentConfig:

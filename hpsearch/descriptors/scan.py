@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hpsearch.descriptors.acsd import AcsdMode, acsd_with_uncertainty, sample_point_pairs
 from hpsearch.descriptors.snap import SnapSettings, grid_points_angstrom, snap_at_points
-from hpsearch.errors import ConfigError, DataError
+from hpsearch.errors import ConfigError, DataError, format_validation_error
 
 if TYPE_CHECKING:
     import ase
@@ -149,16 +149,7 @@ def parse_scan_config(raw: Any, source: str = "scan file") -> AcsdScanConfig:
     try:
         return AcsdScanConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown key: check the spelling (unknown keys are errors)"
-            elif error["type"] != "value_error":
-                message += f" (got {error.get('input')!r})"
-            problems.append(f"{where}: {message}")
-        raise ConfigError(f"{source}: " + "; ".join(dict.fromkeys(problems))) from None
+        raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
 
 
 def scan_grid(

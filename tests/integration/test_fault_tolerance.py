@@ -120,15 +120,6 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, driver: 
 
 # -- fixtures ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def store() -> Path:
-    from hpsearch.testing.data import small_test_store
-
-    directory = Path(tempfile.gettempdir()) / "hpsearch-test-data"
-    directory.mkdir(exist_ok=True)
-    return small_test_store(directory)
-
-
-@pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """Head (0 CPUs: drivers and data actors only) + two 1-CPU worker nodes, fast failure detection."""
     from ray.cluster_utils import Cluster
@@ -231,8 +222,8 @@ class Study:
 
 
 @pytest.fixture()
-def make_study(two_workers: Any, store: Path, mlflow_server: Any, tmp_path: Path) -> Callable[[str], Study]:
-    return lambda name: Study(name, tmp_path, store, two_workers, mlflow_server.url)
+def make_study(two_workers: Any, small_store: Path, mlflow_server: Any, tmp_path: Path) -> Callable[[str], Study]:
+    return lambda name: Study(name, tmp_path, small_store, two_workers, mlflow_server.url)
 
 
 def assert_complete(study: Study, before: dict[str, float]) -> Any:

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,17 +19,9 @@ import yaml
 
 from hpsearch.config.experiment import parse_experiment
 from hpsearch.testing.conformance import trial_starts
-from hpsearch.testing.data import small_test_store
 from hpsearch.tune.runner import resume_study, run_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def store() -> Path:
-    directory = Path(tempfile.gettempdir()) / "hpsearch-test-data"
-    directory.mkdir(exist_ok=True)
-    return small_test_store(directory)
 
 
 def _raw(store: Path, root: Path, name: str, **changes: object) -> dict:
@@ -64,8 +55,8 @@ def _finished_in_tune(tune_dir: Path) -> bool:
     return any('"status"' in p.read_text() for p in tune_dir.glob("*/result.json"))
 
 
-def test_grid_resumes_where_it_stopped(ray_local, store: Path, tmp_path: Path) -> None:
-    config = parse_experiment(_raw(store, tmp_path, "grid"))
+def test_grid_resumes_where_it_stopped(ray_local, small_store: Path, tmp_path: Path) -> None:
+    config = parse_experiment(_raw(small_store, tmp_path, "grid"))
     first = run_study(config, interrupt_after_trials=2)
     done_before = first.trials[first.trials["status"] == "completed"]
     assert 2 <= len(done_before) < 5, first.trials
@@ -79,9 +70,9 @@ def test_grid_resumes_where_it_stopped(ray_local, store: Path, tmp_path: Path) -
     assert result.wall_seconds > first.wall_seconds
 
 
-def test_tpe_with_pruner_resumes_with_its_state(ray_local, store: Path, tmp_path: Path) -> None:
+def test_tpe_with_pruner_resumes_with_its_state(ray_local, small_store: Path, tmp_path: Path) -> None:
     raw = _raw(
-        store, tmp_path, "tpe",
+        small_store, tmp_path, "tpe",
         search_space={"width": {"type": "int", "low": 4, "high": 64, "log": True}, "activation": ["ReLU", "Tanh"]},
         strategy={"name": "tpe", "options": {"n_startup_trials": 2}},
         scheduler={"name": "naswot-pruner", "options": {"warmup_trials": 2, "quantile": 0.3}},
@@ -97,10 +88,10 @@ def test_tpe_with_pruner_resumes_with_its_state(ray_local, store: Path, tmp_path
     assert result.trials["naswot_score"].notna().all()
 
 
-def test_sigterm_to_hpsearch_run_then_resume(ray_local, store: Path, tmp_path: Path) -> None:
+def test_sigterm_to_hpsearch_run_then_resume(ray_local, small_store: Path, tmp_path: Path) -> None:
     """A study stopped by SIGTERM (e.g. a cluster job ending) saves its state; resume finishes it."""
     path = tmp_path / "e.yaml"
-    path.write_text(yaml.safe_dump(_raw(store, tmp_path, "killed", fixed={"max_epochs": 30, "batch_size": 64,
+    path.write_text(yaml.safe_dump(_raw(small_store, tmp_path, "killed", fixed={"max_epochs": 30, "batch_size": 64,
                                                                           "patience": 30})))
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(

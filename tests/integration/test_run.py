@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +13,8 @@ from typer.testing import CliRunner
 
 from hpsearch.api import Experiment
 from hpsearch.cli import app
-from hpsearch.testing.data import small_test_store
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def store() -> Path:
-    directory = Path(tempfile.gettempdir()) / "hpsearch-test-data"
-    directory.mkdir(exist_ok=True)
-    return small_test_store(directory)
 
 
 def _experiment(store: Path, folder: Path, **changes: object) -> dict:
@@ -37,11 +28,11 @@ def _experiment(store: Path, folder: Path, **changes: object) -> dict:
     }
 
 
-def test_grid_through_the_command_line(ray_local, store: Path, tmp_path: Path) -> None:
+def test_grid_through_the_command_line(ray_local, small_store: Path, tmp_path: Path) -> None:
     path = tmp_path / "grid.yaml"
     import yaml
 
-    path.write_text(yaml.safe_dump(_experiment(store, tmp_path / "grid-study", repeats=2)))
+    path.write_text(yaml.safe_dump(_experiment(small_store, tmp_path / "grid-study", repeats=2)))
     runner = CliRunner()
     dry = runner.invoke(app, ["run", str(path), "--dry-run"])
     assert dry.exit_code == 0 and "valid" in dry.output, dry.output
@@ -68,10 +59,10 @@ def test_grid_through_the_command_line(ray_local, store: Path, tmp_path: Path) -
     assert again.exit_code != 0 and "already exists" in str(again.exception)
 
 
-def test_tpe_with_naswot_pruner(ray_local, store: Path, tmp_path: Path) -> None:
+def test_tpe_with_naswot_pruner(ray_local, small_store: Path, tmp_path: Path) -> None:
     """Each trial's prune decision matches the quantile rule recomputed from the recorded scores."""
     raw = _experiment(
-        store, tmp_path / "tpe",
+        small_store, tmp_path / "tpe",
         search_space={"width": [4, 8, 16, 32], "activation": ["ReLU", "Tanh", "Sigmoid"]},
         strategy={"name": "tpe", "options": {"n_startup_trials": 2}},
         scheduler={"name": "naswot-pruner", "options": {"warmup_trials": 1, "quantile": 0.7}},
@@ -92,9 +83,9 @@ def test_tpe_with_naswot_pruner(ray_local, store: Path, tmp_path: Path) -> None:
     assert trained["training_seconds"].notna().all()
 
 
-def test_failing_and_diverging_trials_are_recorded_and_the_study_goes_on(ray_local, store: Path, tmp_path: Path) -> None:
+def test_failing_and_diverging_trials_are_recorded_and_the_study_goes_on(ray_local, small_store: Path, tmp_path: Path) -> None:
     raw = _experiment(
-        store, tmp_path / "bad",
+        small_store, tmp_path / "bad",
         search_space={"learning_rate": {"type": "float", "low": 1e-2, "high": 1e6, "levels": [1e-1, 1e6]}},
         fixed={"max_epochs": 8, "batch_size": 64, "optimizer": "sgd", "n_layers": 1, "width": 16},
     )
@@ -128,8 +119,8 @@ def test_a_raising_trial_is_recorded_as_failed(ray_local, tmp_path: Path) -> Non
     assert frame["reason"].str.contains("DataError").all() and frame["reason"].str.contains("/nonexistent").all()
 
 
-def test_more_cpus_per_trial_than_the_cluster_has_is_refused(ray_local, store: Path, tmp_path: Path) -> None:
+def test_more_cpus_per_trial_than_the_cluster_has_is_refused(ray_local, small_store: Path, tmp_path: Path) -> None:
     from hpsearch.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"resources.cpus=4.0 per trial but the Ray cluster has 2 CPUs"):
-        Experiment.from_dict(_experiment(store, tmp_path / "big", resources={"cpus": 4})).run()
+        Experiment.from_dict(_experiment(small_store, tmp_path / "big", resources={"cpus": 4})).run()

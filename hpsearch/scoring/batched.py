@@ -2,8 +2,10 @@
 
 For each architecture the T networks are evaluated together as one stacked MLP (``baddbmm`` over
 a (T, out, in) weight stack) with a single forward and backward pass in float64 on the batch,
-which is moved to the device once. The correlation matrices of many architectures go through one
-batched symmetric eigensolver call. The scores equal :func:`naswot_mean_score` (one network at a
+which is moved to the device once. The T initial weights are drawn into one flat buffer that
+reaches a GPU in one copy. The correlation matrices of a group of architectures go through one
+batched symmetric eigensolver call, on the host by default (faster there for these small
+matrices, also when the networks run on a GPU). The scores equal :func:`naswot_mean_score` (one network at a
 time) to floating-point rounding: the initial weights are the same, because they either come from
 ``build_network(spec, seed)`` or replay its random-number sequence (verified against a built
 network once per layer structure, with a fall-back to building each network).

@@ -47,3 +47,17 @@ def format_validation_error(
             message += f" (got {error['input']!r})"
         lines.append(f"{where}: {message}")
     return "; ".join(dict.fromkeys(lines))
+
+
+def validate_mapping(model: Any, raw: Any, source: str, expected: str,
+                     messages: Mapping[tuple[str, str], str] | None = None) -> Any:
+    """``model.model_validate(raw)`` for a pydantic model; ConfigError naming ``source`` when
+    ``raw`` is not a mapping (``expected`` lists its keys) or listing every problem with its key."""
+    from pydantic import ValidationError
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping ({expected}), got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {format_validation_error(exc, messages=messages)}") from None

@@ -32,6 +32,7 @@ from hpsearch.config.space import SearchSpace, parameter_kind
 from hpsearch.config.strategy import SchedulerPlugin, Strategy, StrategyContext
 from hpsearch.errors import ConfigError
 from hpsearch.errors import format_validation_error as _format_validation_error
+from hpsearch.errors import validate_mapping
 
 #: Values every hyperparameter takes when neither the trial nor ``fixed`` names it.
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
@@ -253,12 +254,7 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
 
 def parse_experiment(raw: Any, source: str = "experiment") -> ExperimentConfig:
     """Validate a mapping (e.g. loaded YAML) as an ExperimentConfig; ConfigError on any problem."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections (name, search_space, ...), got {type(raw).__name__}")
-    try:
-        return ExperimentConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+    return validate_mapping(ExperimentConfig, raw, source, "of sections: name, search_space, ...", _MESSAGES)
 
 
 def renamed(config: ExperimentConfig, name: str) -> ExperimentConfig:

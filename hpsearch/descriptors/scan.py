@@ -27,11 +27,11 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hpsearch.descriptors.acsd import AcsdMode, acsd_with_uncertainty, sample_point_pairs
 from hpsearch.descriptors.snap import SnapSettings, grid_points_angstrom, snap_at_points
-from hpsearch.errors import ConfigError, DataError, format_validation_error
+from hpsearch.errors import ConfigError, DataError, validate_mapping
 
 if TYPE_CHECKING:
     import ase
@@ -144,12 +144,7 @@ class AcsdScanConfig(BaseModel):
 
 def parse_scan_config(raw: Any, source: str = "scan file") -> AcsdScanConfig:
     """Validate a mapping (e.g. loaded YAML); ConfigError listing every problem with its key."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping (name, store, rcut, twojmax, ...), got {raw!r}")
-    try:
-        return AcsdScanConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+    return validate_mapping(AcsdScanConfig, raw, source, "name, store, rcut, twojmax, ...")
 
 
 def scan_grid(

@@ -150,6 +150,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="where both implementations run: cpu or cuda")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_naswot.json")
     args = parser.parse_args()
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device is visible; use --device cpu")
     torch.set_num_threads(args.threads)
     batch = load_batch(args.batch_size, args.seed)
     specs = sample_architectures(SPACE, 91, 11, args.n_architectures, seed=args.seed)

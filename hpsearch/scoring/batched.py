@@ -247,9 +247,20 @@ def _progress(total: int, enabled: bool, label: str) -> Iterator[Callable[[int],
         yield lambda n: bar.advance(task, n)
 
 
+def _as_device(value: str | torch.device, what: str) -> torch.device:
+    """``value`` as a torch device that is there; ConfigError saying what to use otherwise."""
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"{what}={value!r} is not a device: use 'cpu', 'cuda' or 'cuda:N'") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{what}={value!r}, but no CUDA device is visible to this process: use 'cpu'")
+    return device
+
+
 def _resolve_device(batch: torch.Tensor | np.ndarray, device: str | torch.device | None) -> torch.device:
     if device is not None:
-        return torch.device(device)
+        return _as_device(device, "device")
     return batch.device if isinstance(batch, torch.Tensor) else torch.device("cpu")
 
 
@@ -276,7 +287,7 @@ def score_chunk(
     # by default on the host, also for a batch on a GPU: batched symmetric eigensolvers for these
     # small (N x N, N <= n_in) matrices are faster there (750 of 64 x 64 on an H200 machine: CUDA
     # 235 ms, one CPU thread 93 ms, 114 ms with the copy to the host)
-    eig_dev = torch.device(eig_device if eig_device is not None else "cpu")
+    eig_dev = _as_device(eig_device if eig_device is not None else "cpu", "eig_device")
     results: list[NaswotResult] = []
     for start in range(0, len(specs), _EIG_GROUP):
         group = specs[start : start + _EIG_GROUP]
@@ -312,6 +323,9 @@ def score_architectures(
     specs = list(specs)
     if not specs:
         return []
+    for value, what in ((device, "device"), (eig_device, "eig_device")):
+        if value is not None:
+            _as_device(value, what)
     options = dict(n_init=n_init, seed=seed, k=k, convention=convention, device=device,
                    dtype=dtype, build_fn=build_fn, eig_device=eig_device)
     if _want_ray(use_ray, ray_address, len(specs)):

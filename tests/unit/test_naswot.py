@@ -322,3 +322,13 @@ def test_fast_path_on_cuda_equals_cpu(be2_batch: torch.Tensor, eig_device: str |
     for cpu, gpu in zip(on_cpu, on_gpu):
         assert gpu.scores == pytest.approx(cpu.scores, rel=1e-9)
         assert gpu.score == pytest.approx(cpu.score, rel=1e-9)
+
+
+def test_unknown_or_absent_devices_are_config_errors(be2_batch: torch.Tensor) -> None:
+    with pytest.raises(ConfigError, match="eig_device='gpu' is not a device"):
+        score_architectures(SPECS[:2], be2_batch, n_init=2, progress=False, eig_device="gpu")
+    with pytest.raises(ConfigError, match="device='tpu0' is not a device"):
+        score_architectures(SPECS[:2], be2_batch, n_init=2, progress=False, device="tpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device is visible"):
+            score_architectures(SPECS[:2], be2_batch, n_init=2, progress=False, device="cuda")

@@ -5,8 +5,8 @@ a (T, out, in) weight stack) with a single forward and backward pass in float64 
 which is moved to the device once. The T initial weights are drawn into one flat buffer that
 reaches a GPU in one copy. The correlation matrices of a group of architectures go through one
 batched symmetric eigensolver call, on the host by default (faster there for these small
-matrices, also when the networks run on a GPU). The scores equal :func:`naswot_mean_score` (one network at a
-time) to floating-point rounding: the initial weights are the same, because they either come from
+matrices, also when the networks run on a GPU). The scores equal :func:`naswot_mean_score`
+(one network at a time) to floating-point rounding: the initial weights are the same, because they either come from
 ``build_network(spec, seed)`` or replay its random-number sequence (verified against a built
 network once per layer structure, with a fall-back to building each network).
 

@@ -91,8 +91,10 @@ def test_tpe_with_pruner_resumes_with_its_state(ray_local, small_store: Path, tm
 def test_sigterm_to_hpsearch_run_then_resume(ray_local, small_store: Path, tmp_path: Path) -> None:
     """A study stopped by SIGTERM (e.g. a cluster job ending) saves its state; resume finishes it."""
     path = tmp_path / "e.yaml"
-    path.write_text(yaml.safe_dump(_raw(small_store, tmp_path, "killed", fixed={"max_epochs": 30, "batch_size": 64,
-                                                                          "patience": 30})))
+    # trials of a few seconds each (30 epochs took 0.3 s on a quiet machine, so all five could
+    # finish between the first final report and the signal)
+    path.write_text(yaml.safe_dump(_raw(small_store, tmp_path, "killed", fixed={"max_epochs": 300, "batch_size": 64,
+                                                                          "patience": 300})))
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "hpsearch"), "run", str(path)], env=env, cwd=tmp_path,
@@ -102,7 +104,7 @@ def test_sigterm_to_hpsearch_run_then_resume(ray_local, small_store: Path, tmp_p
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not _finished_in_tune(tmp_path / "killed" / "tune"):
             assert process.poll() is None, "hpsearch run ended before it was interrupted"
-            time.sleep(0.5)
+            time.sleep(0.1)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 0
     finally:

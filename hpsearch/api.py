@@ -6,8 +6,9 @@ Example::
 
     experiment = hpsearch.Experiment.from_yaml("experiments/be2_tpe.yaml")
     result = experiment.run()                      # local Ray, or .run(address="auto")
-    print(result.best_config, result.best_error_mev_per_atom)
-    print(result.trials[["trial_id", "status", "error_mev_per_atom"]])
+    print(result.best_config, result.best_val_error_mev_per_atom)   # selected on validation
+    print(result.test_error_mev_per_atom)                            # the retrained winner, tested once
+    print(result.trials[["trial_id", "status", "val_error_mev_per_atom"]])
 
     # built in code
     experiment = hpsearch.Experiment.from_dict({

@@ -9,8 +9,8 @@ from typing import Any, Optional
 import typer
 
 _RESULTS_HELP = "Folder holding the studies (each in <results>/<name>)."
-_SHOWN = ("trial_id", "kind", "phase", "status", "error_mev_per_atom", "naswot_score", "trial_seconds")
-_HEADERS = {"error_mev_per_atom": "error meV/atom", "naswot_score": "NASWOT", "trial_seconds": "s", "trial_id": "trial"}
+_SHOWN = ("trial_id", "kind", "phase", "status", "val_error_mev_per_atom", "naswot_score", "trial_seconds")
+_HEADERS = {"val_error_mev_per_atom": "validation error meV/atom", "naswot_score": "NASWOT", "trial_seconds": "s", "trial_id": "trial"}
 
 
 def _console() -> Any:

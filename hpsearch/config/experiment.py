@@ -13,6 +13,8 @@ Example YAML (every section but ``name`` and ``search_space`` is optional)::
     scheduler: {name: naswot-pruner, options: {quantile: 0.5, warmup_trials: 5}}
     budget: {max_trials: 40, max_concurrent: 2}
     repeats: 1
+    retrains: 5               # the winner, retrained with new seeds: the only models tested
+    objective: band_energy    # validation band-energy error selects (or ldos_mse)
     resources: {cpus: 1, gpus: 0}
     naswot: {batch_size: 64, n_init: 5}
     seed: 0
@@ -29,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hpsearch.config.registry import load_scheduler, load_strategy
 from hpsearch.config.space import SearchSpace, parameter_kind
-from hpsearch.config.strategy import SchedulerPlugin, Strategy, StrategyContext
+from hpsearch.config.strategy import OBJECTIVES, SchedulerPlugin, Strategy, StrategyContext
 from hpsearch.errors import ConfigError
 from hpsearch.errors import format_validation_error as _format_validation_error
 from hpsearch.errors import validate_mapping
@@ -170,7 +172,12 @@ class ExperimentConfig(_Section):
     budget: BudgetConfig = BudgetConfig()
     repeats: int = Field(default=1, ge=1, description="trainings per trial, averaged")
     retrains: int = Field(
-        default=0, ge=0, description="after the search, train the winner this often with new seeds (paper: 5)"
+        default=0, ge=0, description="after the search, train the winner this often with new seeds (paper: 5); "
+        "only these retrains are evaluated on the test snapshots"
+    )
+    objective: Literal["band_energy", "ldos_mse"] = Field(
+        default="band_energy", description="what selects: mean validation band-energy error (meV/atom) or the "
+        "validation LDOS loss (scaled MSE); both are reported"
     )
     resources: ResourcesConfig = ResourcesConfig()
     training: TrainingConfig = TrainingConfig()
@@ -222,6 +229,7 @@ class ExperimentConfig(_Section):
             fixed=self.hyperparameter_defaults(),
             max_trials=self.budget.max_trials,
             max_concurrent=self.budget.max_concurrent,
+            metric=OBJECTIVES[self.objective],
         )
 
     def make_strategy(self) -> Strategy:

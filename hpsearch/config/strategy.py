@@ -42,8 +42,16 @@ if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
     from ray.tune.search import Searcher
 
-#: The objective every training trial reports (lower is better).
-METRIC = "band_energy_error_mev_per_atom"
+#: The objective every training trial reports and searchers minimise by default: the mean
+#: band-energy error (meV/atom) over the *validation* snapshots. Test snapshots never select.
+METRIC = "val_error_mev_per_atom"
+#: The alternative objective (``objective: ldos_mse``): the mean squared error of the scaled LDOS
+#: over the validation points (the training loss, on validation data).
+LDOS_METRIC = "val_ldos_mse"
+#: Spread of the validation error over a trial's ``repeats`` (sample std, meV/atom).
+STD_METRIC = "val_error_std_mev_per_atom"
+#: Experiment ``objective`` -> the Tune metric the searchers and schedulers optimise.
+OBJECTIVES: dict[str, str] = {"band_energy": METRIC, "ldos_mse": LDOS_METRIC}
 MODE: Literal["min"] = "min"
 #: The training-free score a trial reports before training when asked (higher is better).
 NASWOT_METRIC = "naswot_score"

@@ -513,6 +513,11 @@ class SnapshotStore:
             grid_dimensions=tuple(int(v) for v in attrs["grid_shape"]),  # type: ignore[arg-type]
         )
 
+    def array_shapes(self, name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(descriptors shape, ldos shape)`` of one snapshot, read from the file's metadata only."""
+        group = self._group(name)
+        return tuple(group["descriptors"].shape), tuple(group["ldos"].shape)
+
     def read_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``(descriptors, ldos)`` of one snapshot as float32 numpy arrays."""
         group = self._group(name)

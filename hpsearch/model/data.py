@@ -1,7 +1,10 @@
 """Training data of one trial: grid points of the training and validation snapshots as tensors.
 
 Points are flattened over the real-space grid and concatenated over snapshots (the split is by
-snapshot, never by grid point). Test snapshots stay whole, with the metadata the band energy needs.
+snapshot, never by grid point). Validation snapshots are also available whole, as views of the
+validation points with the metadata the band energy needs (:attr:`TrainingData.validation_snapshots`):
+trials are scored on them. Test snapshots are whole and separate; a search never loads them
+(its data are built from a split without test snapshots), only the winner's retrains do.
 Tensors are unscaled float32; scaling happens on the fly in training and evaluation, so the
 arrays can be zero-copy views of shared memory (Ray's object store).
 
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
     from hpsearch.data.splits import Split
     from hpsearch.physics import EnergyGrid
 
-__all__ = ["TestSnapshot", "TrainingData", "as_tensor", "read_points", "snapshot_metadata"]
+__all__ = ["TestSnapshot", "TrainingData", "as_tensor", "load_snapshots", "read_points", "snapshot_metadata"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ def as_tensor(array: np.ndarray | torch.Tensor, device: torch.device | str | Non
 
 @dataclasses.dataclass
 class TestSnapshot:
-    """One whole test snapshot: its points and what the band energy needs (physical units)."""
+    """One whole snapshot (validation or test): its points and what the band energy needs (physical units)."""
 
     __test__ = False  # not a pytest test class
 
@@ -82,6 +85,9 @@ class TrainingData:
     #: when known already (a shard actor computes them once): scalers then need no data pass.
     train_moments: tuple[Moments, Moments] | None = dataclasses.field(default=None, repr=False)
     _scalers: dict[tuple[str, str], Scalers] = dataclasses.field(default_factory=dict, repr=False)
+    #: per validation snapshot, in order: :func:`snapshot_metadata` plus ``n_points`` (its rows of
+    #: ``x_val``); empty when unknown (then no validation band-energy error can be computed)
+    validation_meta: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         for label, x, y in (("training", self.x_train, self.y_train), ("validation", self.x_val, self.y_val)):
@@ -97,6 +103,24 @@ class TrainingData:
                 f"validation features {self.x_val.shape[1]}/{self.y_val.shape[1]} differ from training "
                 f"{self.x_train.shape[1]}/{self.y_train.shape[1]}: snapshots come from different stores?"
             )
+        counted = sum(int(m["n_points"]) for m in self.validation_meta)
+        if self.validation_meta and counted != self.x_val.shape[0]:
+            raise DataError(f"validation snapshots {[m['name'] for m in self.validation_meta]} hold {counted} "
+                            f"points but the validation set has {self.x_val.shape[0]}")
+
+    @property
+    def validation_snapshots(self) -> list[TestSnapshot]:
+        """The validation snapshots whole (views of ``x_val``/``y_val``): what trials are scored on."""
+        if not self.validation_meta:
+            raise DataError("the validation snapshots' metadata is unknown: build the data with "
+                            "TrainingData.from_store or the shard actors")
+        snapshots, start = [], 0
+        for meta in self.validation_meta:
+            stop = start + int(meta["n_points"])
+            fields = {k: v for k, v in meta.items() if k != "n_points"}
+            snapshots.append(TestSnapshot(descriptors=self.x_val[start:stop], ldos=self.y_val[start:stop], **fields))
+            start = stop
+        return snapshots
 
     @property
     def n_features(self) -> int:
@@ -151,11 +175,12 @@ class TrainingData:
                 raise DataError(f"snapshots {missing} are not in store {path}: it holds {store.names}")
             x_train, y_train = read_points(store, split.train)
             x_val, y_val = read_points(store, split.validation)
+            validation_meta = tuple(validation_metadata(store, split.validation))
             test = [_test_snapshot(store, name) for name in split.test]
         log.info("loaded %d training and %d validation points from %s", len(x_train), len(x_val), path)
         data = cls(
             as_tensor(x_train), as_tensor(y_train), as_tensor(x_val), as_tensor(y_val), test,
-            tuple(split.train), tuple(split.validation), str(path),
+            tuple(split.train), tuple(split.validation), str(path), validation_meta=validation_meta,
         )
         return data if device is None else data.to(device)
 
@@ -185,6 +210,23 @@ def snapshot_metadata(store: Any, name: str) -> dict[str, Any]:
         "n_atoms": int(meta.n_atoms),
         "temperature_k": float(meta.temperature_k),
     }
+
+
+def validation_metadata(store: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+    """:func:`snapshot_metadata` of each of ``names`` with its number of grid points (``n_points``)."""
+    return [{**snapshot_metadata(store, name), "n_points": int(np.prod(store.metadata(name).grid_shape))}
+            for name in names]
+
+
+def load_snapshots(path: str | Path, names: Sequence[str]) -> list[TestSnapshot]:
+    """Whole snapshots read from a store: the winner's retrains read the test snapshots this way."""
+    from hpsearch.data.store import open_store
+
+    with open_store(path) as store:
+        missing = [n for n in names if n not in set(store.names)]
+        if missing:
+            raise DataError(f"snapshots {missing} are not in store {path}: it holds {store.names}")
+        return [_test_snapshot(store, name) for name in names]
 
 
 def _test_snapshot(store: Any, name: str) -> TestSnapshot:

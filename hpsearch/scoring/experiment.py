@@ -2,7 +2,7 @@
 
 Sample K architectures from a small discrete space, score each with the NASWOT mean score on a
 batch of scaled training descriptors (scaled exactly as training scales them), train each with a
-small budget, evaluate its band-energy error on the test snapshots, and hand the pairs to
+small budget, evaluate its band-energy error on the validation snapshots, and hand the pairs to
 :func:`naswot_error_study`. Writes a CSV table, a JSON summary and the PNG scatter plot.
 
 Example:
@@ -99,7 +99,9 @@ def _train_error(spec: NetworkSpec, settings: TrainingSettings, data: TrainingDa
     row: dict[str, Any] = {"train_status": result.status, "epochs": result.epochs,
                            "train_seconds": round(result.seconds, 3), "error_mev_per_atom": math.nan}
     if result.ok:
-        row["error_mev_per_atom"] = evaluate(result.model, result.scalers, data.test).mean_band_energy_error_mev_per_atom
+        # validation snapshots: a study that informs a choice never reads the test set
+        row["error_mev_per_atom"] = evaluate(result.model, result.scalers,
+                                             data.validation_snapshots).mean_band_energy_error_mev_per_atom
     return row
 
 

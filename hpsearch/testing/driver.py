@@ -88,7 +88,7 @@ def synthetic_reports(config: dict[str, Any]) -> Reports:
     reports.append(
         {
             METRIC: error,
-            "band_energy_error_std_mev_per_atom": 0.0,
+            "val_error_std_mev_per_atom": 0.0,
             "status": "completed",
             "reason": "",
             "training_seconds": 0.0,

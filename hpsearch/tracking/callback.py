@@ -8,7 +8,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from hpsearch.config.strategy import METRIC, NASWOT_METRIC
+from hpsearch.config.strategy import LDOS_METRIC, METRIC, NASWOT_METRIC, STD_METRIC
 from hpsearch.tracking.tracker import StudyTracker, TrialRecord
 
 _EPOCH_KEYS = ("epoch", "train_loss", "val_loss")
@@ -88,6 +88,8 @@ class MLflowStudyCallback(Callback):
         status, reason = trial_status(result, errored)
         scores = result.get("naswot_scores")
         extra = {"n_parameters": result["n_parameters"]} if "n_parameters" in result else {}
+        if _number(result.get(LDOS_METRIC)) is not None:
+            extra[LDOS_METRIC] = float(result[LDOS_METRIC])
         if scores:
             finite = [s for s in scores if s is not None and math.isfinite(s)]
             extra["n_scored"] = float(len(scores))
@@ -100,8 +102,8 @@ class MLflowStudyCallback(Callback):
                 params=trial_params(config),
                 status=status,
                 reason=reason,
-                band_energy_error_mev_per_atom=_number(result.get(METRIC)),
-                band_energy_error_std_mev_per_atom=_number(result.get("band_energy_error_std_mev_per_atom")),
+                val_error_mev_per_atom=_number(result.get(METRIC)),
+                val_error_std_mev_per_atom=_number(result.get(STD_METRIC)),
                 naswot_score=_number(result.get(NASWOT_METRIC)),
                 training_seconds=_number(result.get("training_seconds")),
                 phase=str(config.get("_phase", "")),

@@ -12,11 +12,12 @@ from hpsearch.tracking import summary as s
 COLUMNS = [
     "strategy",
     "study",
-    "error_mean_mev_per_atom",
-    "error_std_mev_per_atom",
-    "best_trial_error_mev_per_atom",
-    "core_seconds",
-    "gpu_seconds",
+    "test_error_mev_per_atom",
+    "test_error_std_mev_per_atom",
+    "best_val_error_mev_per_atom",
+    "search_core_s",
+    "search_gpu_s",
+    "retrain_core_s",
     "wall_seconds",
     "speedup_vs_tpe",
     "trials_completed",
@@ -50,7 +51,8 @@ def _column(runs: pd.DataFrame, name: str) -> pd.Series:
 
 
 def comparison_table(runs: pd.DataFrame, reference: str = "tpe") -> pd.DataFrame:
-    """Strategy, retrained error mean/std, compute, wall time and speed-up relative to `reference`."""
+    """Strategy, the winner's retrained test error (mean/std over retrain seeds), the best trial's
+    validation error, search and retrain compute, wall time, speed-up of the search vs `reference`."""
     strategy = _column(runs, "params.strategy").astype(str)
     scheduler = _column(runs, "params.scheduler")
     with_scheduler = scheduler.notna() & ~scheduler.astype(str).isin(["none", "None", "nan", ""])
@@ -59,11 +61,12 @@ def comparison_table(runs: pd.DataFrame, reference: str = "tpe") -> pd.DataFrame
         {
             "strategy": strategy,
             "study": _column(runs, "tags.mlflow.runName"),
-            "error_mean_mev_per_atom": _column(runs, f"metrics.{s.RETRAIN_MEAN}"),
-            "error_std_mev_per_atom": _column(runs, f"metrics.{s.RETRAIN_STD}"),
-            "best_trial_error_mev_per_atom": _column(runs, f"metrics.{s.BEST_ERROR}"),
-            "core_seconds": _column(runs, f"metrics.{s.CORE_SECONDS}"),
-            "gpu_seconds": _column(runs, f"metrics.{s.GPU_SECONDS}"),
+            "test_error_mev_per_atom": _column(runs, f"metrics.{s.RETRAIN_MEAN}"),
+            "test_error_std_mev_per_atom": _column(runs, f"metrics.{s.RETRAIN_STD}"),
+            "best_val_error_mev_per_atom": _column(runs, f"metrics.{s.BEST_ERROR}"),
+            "search_core_s": _column(runs, f"metrics.{s.CORE_SECONDS}"),
+            "search_gpu_s": _column(runs, f"metrics.{s.GPU_SECONDS}"),
+            "retrain_core_s": _column(runs, f"metrics.{s.RETRAIN_CORE_SECONDS}"),
             "wall_seconds": _column(runs, f"metrics.{s.WALL_SECONDS}"),
             "trials_completed": _column(runs, f"metrics.{s.TRIALS_COMPLETED}"),
             "trials_pruned": _column(runs, f"metrics.{s.TRIALS_PRUNED}"),
@@ -73,11 +76,11 @@ def comparison_table(runs: pd.DataFrame, reference: str = "tpe") -> pd.DataFrame
     )
     reference_rows = table[table["strategy"] == reference]
     if len(reference_rows):
-        reference_cost = float(reference_rows["core_seconds"].iloc[0])
-        table["speedup_vs_tpe"] = reference_cost / table["core_seconds"]
+        reference_cost = float(reference_rows["search_core_s"].iloc[0])
+        table["speedup_vs_tpe"] = reference_cost / table["search_core_s"]
     else:
         table["speedup_vs_tpe"] = float("nan")
-    return table[COLUMNS].sort_values("core_seconds", ascending=False).reset_index(drop=True)
+    return table[COLUMNS].sort_values("search_core_s", ascending=False).reset_index(drop=True)
 
 
 def format_table(table: pd.DataFrame) -> list[list[Any]]:
@@ -87,8 +90,9 @@ def format_table(table: pd.DataFrame) -> list[list[Any]]:
         rows.append(
             [
                 row["strategy"],
-                f"{row['error_mean_mev_per_atom']:.2f} ± {row['error_std_mev_per_atom']:.2f}",
-                f"{row['core_seconds']:.0f}",
+                f"{row['test_error_mev_per_atom']:.2f} ± {row['test_error_std_mev_per_atom']:.2f}",
+                f"{row['best_val_error_mev_per_atom']:.2f}",
+                f"{row['search_core_s']:.0f}",
                 f"{row['wall_seconds']:.0f}",
                 f"{row['speedup_vs_tpe']:.1f}x",
                 f"{row['n_parameters']:.0f}",
@@ -98,7 +102,8 @@ def format_table(table: pd.DataFrame) -> list[list[Any]]:
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    header = "| strategy | band-energy error (meV/atom), winner retrained | compute (core-s) | wall (s) | speed-up vs tpe | network parameters |"
-    lines = [header, "|---|---|---|---|---|---|"]
+    header = ("| strategy | test error (meV/atom), winner retrained | best validation error | search compute (core-s) "
+              "| wall (s) | speed-up vs tpe | network parameters |")
+    lines = [header, "|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in format_table(table)]
     return "\n".join(lines)

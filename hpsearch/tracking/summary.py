@@ -5,15 +5,22 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-#: metrics of a study's parent run
-BEST_ERROR = "best_band_energy_error_mev_per_atom"
-RETRAIN_MEAN = "retrain_mean_mev_per_atom"
-RETRAIN_STD = "retrain_std_mev_per_atom"
+#: metrics of a study's parent run. The search selects on validation: ``BEST_ERROR`` is the best
+#: trial's validation error. Only the winner's retrains see the test snapshots: ``RETRAIN_MEAN``
+#: and ``RETRAIN_STD`` are their test errors (mean, sample std over the retrain seeds).
+BEST_ERROR = "best_val_error_mev_per_atom"
+RETRAIN_MEAN = "test_error_mev_per_atom"
+RETRAIN_STD = "test_error_std_mev_per_atom"
+#: validation error of the retrain whose model is saved (the one with the best validation error)
+RETRAIN_VAL = "saved_model_val_error_mev_per_atom"
 TRIALS_COMPLETED = "trials_completed"
 TRIALS_PRUNED = "trials_pruned"
 TRIALS_FAILED = "trials_failed"
-CORE_SECONDS = "core_seconds"
-GPU_SECONDS = "gpu_seconds"
+#: compute of the search (trials) and of the retrains, counted apart
+CORE_SECONDS = "search_core_s"
+GPU_SECONDS = "search_gpu_s"
+RETRAIN_CORE_SECONDS = "retrain_core_s"
+RETRAIN_GPU_SECONDS = "retrain_gpu_s"
 WALL_SECONDS = "wall_seconds"
 BEST_N_PARAMETERS = "best_n_parameters"
 
@@ -21,11 +28,14 @@ SUMMARY_METRICS = (
     BEST_ERROR,
     RETRAIN_MEAN,
     RETRAIN_STD,
+    RETRAIN_VAL,
     TRIALS_COMPLETED,
     TRIALS_PRUNED,
     TRIALS_FAILED,
     CORE_SECONDS,
     GPU_SECONDS,
+    RETRAIN_CORE_SECONDS,
+    RETRAIN_GPU_SECONDS,
     WALL_SECONDS,
     BEST_N_PARAMETERS,
 )

@@ -40,8 +40,8 @@ class TrialRecord:
     params: dict[str, Any]
     status: str  # completed | pruned | diverged | failed
     reason: str = ""
-    band_energy_error_mev_per_atom: float | None = None
-    band_energy_error_std_mev_per_atom: float | None = None
+    val_error_mev_per_atom: float | None = None
+    val_error_std_mev_per_atom: float | None = None
     naswot_score: float | None = None
     training_seconds: float | None = None
     phase: str = ""
@@ -61,7 +61,7 @@ class StudyTracker:
 
         tracker = StudyTracker("http://127.0.0.1:5000", "al298", "tpe", folder="results/al298/tpe")
         tracker.start(params={"strategy": "tpe"}, tags={"hpsearch.version": "0.1.0"})
-        tracker.log_trial(TrialRecord("t1", {"width": 64}, "completed", band_energy_error_mev_per_atom=12.3))
+        tracker.log_trial(TrialRecord("t1", {"width": 64}, "completed", val_error_mev_per_atom=12.3))
         tracker.finish({"best_band_energy_error_mev_per_atom": 12.3})
     """
 
@@ -212,8 +212,8 @@ class StudyTracker:
 
 def _final_metrics(record: TrialRecord) -> dict[str, float]:
     values = {
-        "band_energy_error_mev_per_atom": record.band_energy_error_mev_per_atom,
-        "band_energy_error_std_mev_per_atom": record.band_energy_error_std_mev_per_atom,
+        "val_error_mev_per_atom": record.val_error_mev_per_atom,
+        "val_error_std_mev_per_atom": record.val_error_std_mev_per_atom,
         "naswot_score": record.naswot_score,
         "training_seconds": record.training_seconds,
         **record.extra_metrics,

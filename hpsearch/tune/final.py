@@ -1,14 +1,19 @@
-"""After the search: retrain the winning configuration with new seeds, as the paper does.
+"""After the search: retrain the winner with new seeds; the only step that reads the test snapshots.
 
-The paper trains every method's winner five times with different initialisations and reports
-the mean and standard deviation of the band-energy error; the best of those networks is kept
-(saved with its scalers) for MLflow.
+The paper trains every method's winner several times with different initialisations and reports
+the mean and standard deviation of the band-energy error. Here each retrain is a Ray task with
+the study's per-trial resources (so on a cluster with GPUs the retrains run on GPU workers, never
+in the driver), fed by the same shard actors as the trials. Each retrain is evaluated on the
+validation snapshots and then, once, on the test snapshots, which it reads from the store
+itself: the search's data never held them. The model that is saved (and logged to MLflow) is
+the retrain with the best **validation** error; the test errors only report.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,70 +25,148 @@ from hpsearch.config.experiment import ExperimentConfig, network_spec, training_
 logger = logging.getLogger(__name__)
 
 FINAL_MODEL = "final_model.pt"
+#: Retrain seeds are ``seed + RETRAIN_SEED_OFFSET + i``: far from every seed a trial uses
+#: (``seed + _seed + repeat``, with ``_seed`` a trial counter).
+RETRAIN_SEED_OFFSET = 10_000
 
 
 @dataclass
 class FinalEvaluation:
-    """The winner retrained `n` times: errors (meV/atom), their mean and std, the best model file."""
+    """The winner retrained with `seeds`: per seed its validation and test error (meV/atom, NaN
+    when that training failed), the test mean/std, which retrain was kept, and the compute spent."""
 
-    values: list[float]
-    mean: float
-    std: float
     seeds: list[int]
+    test_errors: list[float]
+    val_errors: list[float]
+    statuses: list[str]
     n_parameters: int
     architecture: dict[str, Any]
+    #: index (into `seeds`) of the saved retrain: the best validation error
+    chosen: int | None = None
     model_path: Path | None = None
-    training_seconds: float = 0.0
-    statuses: list[str] = field(default_factory=list)
+    core_seconds: float = 0.0
+    gpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    test_snapshots: list[str] = field(default_factory=list)
+
+    @property
+    def test_mean(self) -> float:
+        good = [v for v in self.test_errors if math.isfinite(v)]
+        return float(np.mean(good)) if good else math.nan
+
+    @property
+    def test_std(self) -> float:
+        good = [v for v in self.test_errors if math.isfinite(v)]
+        return float(np.std(good, ddof=1)) if len(good) > 1 else (0.0 if good else math.nan)
+
+    # the names the paper's table and older result files use
+    mean = test_mean
+    std = test_std
+
+    @property
+    def values(self) -> list[float]:
+        return self.test_errors
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "values": self.values, "mean": self.mean, "std": self.std, "seeds": self.seeds,
+            "seeds": self.seeds, "test_errors_mev_per_atom": self.test_errors,
+            "val_errors_mev_per_atom": self.val_errors, "statuses": self.statuses,
+            "mean": self.test_mean, "std": self.test_std, "values": self.test_errors,
+            "chosen": self.chosen, "chosen_seed": self.seeds[self.chosen] if self.chosen is not None else None,
             "n_parameters": self.n_parameters, "architecture": self.architecture,
             "model_path": str(self.model_path) if self.model_path else None,
-            "training_seconds": self.training_seconds, "statuses": self.statuses,
+            "retrain_core_s": self.core_seconds, "retrain_gpu_s": self.gpu_seconds,
+            "retrain_wall_s": self.wall_seconds, "test_snapshots": self.test_snapshots,
         }
 
 
+def retrain_seeds(config: ExperimentConfig, n: int) -> list[int]:
+    """The seeds of the `n` retrains: never the seeds of the search's trials."""
+    return [config.seed + RETRAIN_SEED_OFFSET + i for i in range(n)]
+
+
+def retrain_one(params: dict[str, Any], seed: int, settings: Any, test_names: list[str]) -> dict[str, Any]:
+    """One retrain (runs as a Ray task): train on the shard actors' data, evaluate on validation,
+    then on the test snapshots read from the store. Returns plain values and the model's state."""
+    from hpsearch.model import evaluate, train
+    from hpsearch.model.data import load_snapshots
+    from hpsearch.tune.trainable import _device, _training_data, match_threads_to_resources
+
+    started = time.perf_counter()
+    match_threads_to_resources()
+    data = _training_data(settings)
+    spec = network_spec(params, data.n_features, data.n_energies)
+    result = train(spec, training_settings(params, settings.training, seed), data, device=_device(settings))
+    out: dict[str, Any] = {"seed": seed, "status": result.status, "reason": result.reason or "",
+                           "val_error": math.nan, "test_error": math.nan, "state": None, "epochs": result.epochs}
+    if result.ok:
+        out["val_error"] = float(evaluate(result.model, result.scalers, data.validation_snapshots)
+                                 .mean_band_energy_error_mev_per_atom)
+        tests = load_snapshots(settings.store_path, test_names)
+        out["test_error"] = float(evaluate(result.model, result.scalers, tests).mean_band_energy_error_mev_per_atom)
+        out["state"] = result.state()
+        if not math.isfinite(out["val_error"]):
+            out["status"] = "diverged"
+    out["seconds"] = time.perf_counter() - started
+    return out
+
+
 def retrain_winner(
-    config: ExperimentConfig, best_config: dict[str, Any], data: Any, folder: Path, n: int
+    config: ExperimentConfig, best_config: dict[str, Any], settings: Any, test_names: list[str],
+    folder: Path, n: int,
 ) -> tuple[FinalEvaluation, Any]:
-    """Train `best_config` with `n` fresh seeds on `data` (TrainingData).
+    """Train `best_config` with `n` fresh seeds as parallel Ray tasks, each tested once.
 
-    Returns the evaluation and the best TrainingResult (None when every training failed); the
-    best model is also saved in `folder`.
+    `settings` are the search's :class:`~hpsearch.tune.trainable.TrialSettings` (data without
+    test snapshots); `test_names` the test snapshots of the experiment's split. Returns the
+    evaluation and the kept model (a :class:`~hpsearch.model.training.LoadedModel`, None when
+    every retrain failed), also saved as ``final_model.pt`` in `folder`.
     """
-    import time
+    import ray
+    import torch
 
-    from hpsearch.model import count_parameters, evaluate, train
+    from hpsearch.model import build_network, count_parameters
+    from hpsearch.model.training import load_model
 
     params = {**config.hyperparameter_defaults(), **best_config}
-    spec = network_spec(params, data.n_features, data.n_energies)
-    values: list[float] = []
-    statuses: list[str] = []
-    seeds = [config.seed + 10_000 + i for i in range(n)]  # never the seeds of the search's trials
-    best_value, best_result = math.inf, None
+    seeds = retrain_seeds(config, n)
+    cpus, gpus = float(config.resources.cpus), float(config.resources.gpus)
+    task = ray.remote(retrain_one).options(num_cpus=cpus, num_gpus=gpus, max_retries=2)
     started = time.perf_counter()
-    for seed in seeds:
-        result = train(spec, training_settings(params, config.training, seed), data, device=config.training.device)
-        statuses.append(result.status)
-        value = evaluate(result.model, result.scalers, data.test).mean_band_energy_error_mev_per_atom if result.ok else math.nan
-        values.append(float(value))
-        logger.info("retrain %d/%d (seed %d): %s, %.4g meV/atom", len(values), n, seed, result.status, value)
-        if math.isfinite(value) and value < best_value:
-            best_value, best_result = value, result
-    good = np.array([v for v in values if math.isfinite(v)])
+    pending = {task.remote(params, seed, settings, list(test_names)): seed for seed in seeds}
+    outcomes: dict[int, dict[str, Any]] = {}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        seed = pending.pop(done[0])
+        outcomes[seed] = ray.get(done[0])
+        o = outcomes[seed]
+        logger.info("retrain %d/%d (seed %d): %s, validation %.4g, test %.4g meV/atom", len(outcomes), n, seed,
+                    o["status"], o["val_error"], o["test_error"])
+    ordered = [outcomes[s] for s in seeds]
+    val_errors = [float(o["val_error"]) if o["status"] == "completed" else math.nan for o in ordered]
+    finite = [i for i, v in enumerate(val_errors) if math.isfinite(v)]
+    chosen = min(finite, key=lambda i: val_errors[i]) if finite else None
+    seconds = sum(float(o["seconds"]) for o in ordered)
+    first = next((o for o in ordered if o["state"] is not None), None)
+    spec_json = first["state"]["spec"] if first is not None else None
     final = FinalEvaluation(
-        values=values,
-        mean=float(good.mean()) if good.size else math.nan,
-        std=float(good.std(ddof=1)) if good.size > 1 else (0.0 if good.size else math.nan),
-        seeds=seeds,
-        n_parameters=count_parameters(best_result.model) if best_result is not None else 0,
-        architecture={"n_in": spec.n_in, "widths": list(spec.widths), "activations": list(spec.hidden_activations),
-                      "n_out": spec.n_out},
-        training_seconds=time.perf_counter() - started,
-        statuses=statuses,
+        seeds=seeds, val_errors=val_errors,
+        test_errors=[float(o["test_error"]) if math.isfinite(v) else math.nan for o, v in zip(ordered, val_errors)],
+        statuses=[str(o["status"]) for o in ordered], n_parameters=0, architecture={}, chosen=chosen,
+        core_seconds=seconds * cpus, gpu_seconds=seconds * gpus, wall_seconds=time.perf_counter() - started,
+        test_snapshots=list(test_names),
     )
-    if best_result is not None:
-        final.model_path = best_result.save_model(folder / FINAL_MODEL)
-    return final, best_result
+    kept = None
+    if spec_json is not None:
+        from hpsearch.model.network import NetworkSpec
+
+        spec = NetworkSpec.model_validate_json(spec_json)
+        final.n_parameters = count_parameters(build_network(spec, seed=0))
+        final.architecture = {"n_in": spec.n_in, "widths": list(spec.widths),
+                              "activations": list(spec.hidden_activations), "n_out": spec.n_out}
+    if chosen is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        final.model_path = folder / FINAL_MODEL
+        torch.save(ordered[chosen]["state"], final.model_path)
+        kept = load_model(final.model_path)
+    return final, kept

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from hpsearch.config.strategy import METRIC, NASWOT_METRIC
+from hpsearch.config.strategy import LDOS_METRIC, METRIC, NASWOT_METRIC, STD_METRIC
 from hpsearch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 RESULT_FILE = "result.json"
 TRIALS_FILE = "trials.csv"
 COLUMNS = (
-    "order", "trial_id", "kind", "phase", "status", "reason", "error_mev_per_atom", "error_std_mev_per_atom",
+    "order", "trial_id", "kind", "phase", "status", "reason", METRIC, STD_METRIC, LDOS_METRIC,
     NASWOT_METRIC, "naswot_reason", "n_candidates", "training_seconds", "trial_seconds", "epochs", "n_parameters",
 )
 
@@ -78,8 +78,9 @@ def _row(result: Result) -> dict[str, Any]:
         "phase": config.get("_phase", ""),
         "status": status,
         "reason": reason,
-        "error_mev_per_atom": _finite(metrics.get(METRIC)),
-        "error_std_mev_per_atom": _finite(metrics.get("band_energy_error_std_mev_per_atom")),
+        METRIC: _finite(metrics.get(METRIC)),
+        STD_METRIC: _finite(metrics.get(STD_METRIC)),
+        LDOS_METRIC: _finite(metrics.get(LDOS_METRIC)),
         NASWOT_METRIC: _finite(metrics.get(NASWOT_METRIC)),
         "naswot_reason": metrics.get("naswot_reason") or "",
         "n_candidates": len(config.get("_candidates", [])) or None,
@@ -104,11 +105,19 @@ def trials_frame(grid: ResultGrid) -> pd.DataFrame:
 
 @dataclasses.dataclass
 class StudyResult:
-    """What ``Experiment.run()`` returns (errors in meV/atom, times in seconds)."""
+    """What ``Experiment.run()`` returns (errors in meV/atom, times in seconds).
+
+    The search selects on validation: ``best_val_error_mev_per_atom`` is the winning trial's
+    mean band-energy error over the validation snapshots. The test snapshots are read once, by
+    the winner's retrains (``retrains`` > 0): ``test_error_mev_per_atom`` is their mean,
+    ``test_error_std_mev_per_atom`` the sample std over retrain seeds, ``test_errors_mev_per_atom``
+    one value per seed (NaN for a retrain that failed). Compute is counted apart for the search
+    (``core_seconds``/``gpu_seconds``: trial time x per-trial resources) and the retrains.
+    """
 
     name: str
     best_config: dict[str, Any] | None
-    best_error_mev_per_atom: float | None
+    best_val_error_mev_per_atom: float | None
     trials: pd.DataFrame
     core_seconds: float
     gpu_seconds: float
@@ -117,28 +126,58 @@ class StudyResult:
     best_trial_id: str | None = None
     #: the winner retrained with new seeds (``retrains`` > 0), else None
     final: Any = None
+    test_error_mev_per_atom: float | None = None
+    test_error_std_mev_per_atom: float | None = None
+    test_errors_mev_per_atom: list[float] = dataclasses.field(default_factory=list)
+    retrain_core_seconds: float = 0.0
+    retrain_gpu_seconds: float = 0.0
+    #: what selected: the Tune metric of the experiment's ``objective``
+    objective_metric: str = METRIC
+
+    @property
+    def best_error_mev_per_atom(self) -> float | None:
+        """The winning trial's validation error (alias of ``best_val_error_mev_per_atom``)."""
+        return self.best_val_error_mev_per_atom
+
+    @property
+    def search_core_s(self) -> float:
+        return self.core_seconds
+
+    @property
+    def retrain_core_s(self) -> float:
+        return self.retrain_core_seconds
 
     @classmethod
     def from_frame(
         cls, name: str, trials: pd.DataFrame, defaults: dict[str, Any], resources: dict[str, float],
-        wall_seconds: float, results_dir: Path,
+        wall_seconds: float, results_dir: Path, objective_metric: str = METRIC,
     ) -> StudyResult:
-        """Best = lowest error among completed training trials; compute = trial time x resources."""
+        """Best = lowest objective (validation) among completed training trials; compute = trial time x resources."""
         done = trials[(trials["kind"] == "train") & (trials["status"] == "completed")]
-        done = done[done["error_mev_per_atom"].notna()]
+        done = done[done[objective_metric].notna() & done[METRIC].notna()] if not done.empty else done
         best_config, best_error, best_id = None, None, None
         if not done.empty:
-            best = done.loc[done["error_mev_per_atom"].idxmin()]
+            best = done.loc[done[objective_metric].idxmin()]
             hyper = [c for c in trials.columns if c not in COLUMNS]
             values = {k: _plain(best[k]) for k in hyper if not _missing(best[k])}
-            best_config, best_error, best_id = {**defaults, **values}, float(best["error_mev_per_atom"]), str(best["trial_id"])
+            best_config, best_error, best_id = {**defaults, **values}, float(best[METRIC]), str(best["trial_id"])
         seconds = float(trials["trial_seconds"].fillna(0.0).sum()) if not trials.empty else 0.0
         return cls(
-            name=name, best_config=best_config, best_error_mev_per_atom=best_error, trials=trials,
+            name=name, best_config=best_config, best_val_error_mev_per_atom=best_error, trials=trials,
             core_seconds=seconds * float(resources.get("cpu", 1.0)),
             gpu_seconds=seconds * float(resources.get("gpu", 0.0)),
             wall_seconds=wall_seconds, results_dir=results_dir, best_trial_id=best_id,
+            objective_metric=objective_metric,
         )
+
+    def set_final(self, final: Any) -> None:
+        """Take the winner's retrains (a :class:`~hpsearch.tune.final.FinalEvaluation`): test errors, compute."""
+        self.final = final
+        self.test_errors_mev_per_atom = [float(v) for v in final.test_errors]
+        self.test_error_mev_per_atom = _or_none(final.test_mean)
+        self.test_error_std_mev_per_atom = _or_none(final.test_std)
+        self.retrain_core_seconds = float(final.core_seconds)
+        self.retrain_gpu_seconds = float(final.gpu_seconds)
 
     def counts(self) -> dict[str, int]:
         """Trials per status."""
@@ -147,8 +186,13 @@ class StudyResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "best_config": self.best_config, "best_trial_id": self.best_trial_id,
-            "best_error_mev_per_atom": self.best_error_mev_per_atom, "n_trials": len(self.trials),
-            "status_counts": self.counts(), "core_seconds": self.core_seconds, "gpu_seconds": self.gpu_seconds,
+            "objective_metric": self.objective_metric,
+            "best_val_error_mev_per_atom": self.best_val_error_mev_per_atom, "n_trials": len(self.trials),
+            "test_error_mev_per_atom": self.test_error_mev_per_atom,
+            "test_error_std_mev_per_atom": self.test_error_std_mev_per_atom,
+            "test_errors_mev_per_atom": self.test_errors_mev_per_atom,
+            "status_counts": self.counts(), "search_core_s": self.core_seconds, "search_gpu_s": self.gpu_seconds,
+            "retrain_core_s": self.retrain_core_seconds, "retrain_gpu_s": self.retrain_gpu_seconds,
             "wall_seconds": self.wall_seconds, "results_dir": str(self.results_dir),
             "final": self.final.to_dict() if self.final is not None and hasattr(self.final, "to_dict") else self.final,
         }
@@ -169,19 +213,38 @@ class StudyResult:
         data = json.loads((folder / RESULT_FILE).read_text())
         trials = pd.read_csv(folder / TRIALS_FILE) if (folder / TRIALS_FILE).is_file() else pd.DataFrame()
         return cls(
-            name=data["name"], best_config=data["best_config"], best_error_mev_per_atom=data["best_error_mev_per_atom"],
-            trials=trials, core_seconds=data["core_seconds"], gpu_seconds=data["gpu_seconds"],
+            name=data["name"], best_config=data["best_config"],
+            best_val_error_mev_per_atom=data["best_val_error_mev_per_atom"],
+            trials=trials, core_seconds=data["search_core_s"], gpu_seconds=data["search_gpu_s"],
             wall_seconds=data["wall_seconds"], results_dir=folder, best_trial_id=data.get("best_trial_id"),
-            final=data.get("final"),
+            final=data.get("final"), test_error_mev_per_atom=data.get("test_error_mev_per_atom"),
+            test_error_std_mev_per_atom=data.get("test_error_std_mev_per_atom"),
+            test_errors_mev_per_atom=list(data.get("test_errors_mev_per_atom") or []),
+            retrain_core_seconds=float(data.get("retrain_core_s") or 0.0),
+            retrain_gpu_seconds=float(data.get("retrain_gpu_s") or 0.0),
+            objective_metric=data.get("objective_metric", METRIC),
         )
 
     def summary(self) -> str:
-        error = "none" if self.best_error_mev_per_atom is None else f"{self.best_error_mev_per_atom:.4g} meV/atom"
+        error = "none" if self.best_val_error_mev_per_atom is None else f"{self.best_val_error_mev_per_atom:.4g} meV/atom"
         counts = ", ".join(f"{v} {k}" for k, v in self.counts().items()) or "no trials"
-        return (
-            f"study {self.name}: {len(self.trials)} trials ({counts}); best error {error}; "
-            f"wall {self.wall_seconds:.1f} s, {self.core_seconds:.1f} core-s, {self.gpu_seconds:.1f} GPU-s"
+        text = (
+            f"study {self.name}: {len(self.trials)} trials ({counts}); best validation error {error}; "
+            f"wall {self.wall_seconds:.1f} s, search {self.core_seconds:.1f} core-s, {self.gpu_seconds:.1f} GPU-s"
         )
+        if self.test_error_mev_per_atom is not None:
+            text += (f"; test error of the retrained winner {self.test_error_mev_per_atom:.4g} ± "
+                     f"{self.test_error_std_mev_per_atom or 0.0:.2g} meV/atom over {len(self.test_errors_mev_per_atom)} "
+                     f"seeds ({self.retrain_core_seconds:.1f} core-s)")
+        return text
+
+
+def _or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _missing(value: Any) -> bool:

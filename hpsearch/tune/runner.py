@@ -8,7 +8,9 @@ The study folder (``config.results_dir``, default ``./results/<name>``) holds
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import os
 import tempfile
 import time
@@ -26,6 +28,8 @@ from hpsearch.tune.tuner import build_tuner, restore_tuner, sigterm_interrupts
 
 if TYPE_CHECKING:
     from ray.tune import Callback, ResultGrid
+
+    from hpsearch.data.splits import Split
 
 logger = logging.getLogger(__name__)
 
@@ -104,18 +108,52 @@ def _check_naswot_batch(config: ExperimentConfig, n_features: int, n_points: int
         raise ConfigError(f"naswot.batch_size={batch} exceeds the {n_points} training points")
 
 
-def prepare_trials(config: ExperimentConfig) -> TrialSettings:
-    """Resolve data, load it into the shard actors once per node, and check it against the config."""
-    from hpsearch.tune.shards import get_training_data, place_shards
+@dataclasses.dataclass(frozen=True)
+class StudyData:
+    """The search's trial settings (data without test snapshots) and the held-out test names."""
+
+    settings: TrialSettings
+    test_names: tuple[str, ...]
+
+
+def search_split(split: Split) -> Split:
+    """The split a search works on: training and validation snapshots only, never the test ones."""
+    from hpsearch.data import Split
+
+    return Split(train=split.train, validation=split.validation, test=())
+
+
+def _split_shapes(store_path: Path, split: Split) -> tuple[int, int]:
+    """(descriptor features, training points) of a split from the store's metadata, no array read."""
+    from hpsearch.data import open_store
+
+    with open_store(store_path) as store:
+        shapes = [store.array_shapes(name)[0] for name in split.train]
+    return int(shapes[0][-1]), int(sum(math.prod(shape[:-1]) for shape in shapes))
+
+
+def prepare_trials(config: ExperimentConfig) -> StudyData:
+    """Resolve data, load the search's snapshots into the shard actors once per node, check the config.
+
+    The driver reads only metadata; the arrays go from the store to the actors. The actors hold
+    training and validation snapshots only: no trial can read a test snapshot.
+    """
+    from hpsearch.tune.shards import place_shards
 
     store_path = resolve_store(config.dataset.store)
     split = resolve_split(config, store_path)
-    placement = place_shards(store_path, split)
-    data = get_training_data(store_path, split, placement, device="cpu")
-    _check_naswot_batch(config, data.n_features, int(data.x_train.shape[0]))
-    logger.info("data: %s, %d features, %d energies, %d training points", store_path, data.n_features,
-                data.n_energies, data.x_train.shape[0])
-    return TrialSettings.from_config(config, str(store_path), split, placement)
+    if not split.validation:
+        raise ConfigError("dataset.split has no validation snapshot: the search selects on validation error, "
+                          "give split.validation at least 1")
+    searched = search_split(split)
+    n_features, n_points = _split_shapes(store_path, searched)
+    _check_naswot_batch(config, n_features, n_points)
+    placement = place_shards(store_path, searched)
+    logger.info("data: %s, %d features, %d training points; %d validation snapshots select, %d test snapshots "
+                "are held out for the retrains", store_path, n_features, n_points, len(split.validation),
+                len(split.test))
+    settings = TrialSettings.from_config(config, str(store_path), searched, placement)
+    return StudyData(settings, tuple(split.test))
 
 
 def _trainable(settings: TrialSettings) -> Any:
@@ -124,27 +162,33 @@ def _trainable(settings: TrialSettings) -> Any:
     return tune.with_parameters(run_trial, settings=settings)
 
 
-def _finish(config: ExperimentConfig, grid: ResultGrid, wall_seconds: float, settings: TrialSettings) -> StudyResult:
-    """Save the result, retrain the winner (``retrains``), close the study in MLflow."""
+def _finish(config: ExperimentConfig, grid: ResultGrid, wall_seconds: float, data: StudyData) -> StudyResult:
+    """Save the result, retrain the winner (``retrains``) as Ray tasks, close the study in MLflow."""
+    started = time.perf_counter()
     result = StudyResult.from_frame(
         config.name, trials_frame(grid), config.hyperparameter_defaults(), config.resources.as_tune(),
-        wall_seconds, config.results_dir,
+        wall_seconds, config.results_dir, objective_metric=config.context().metric,
     )
     result.save()
     logger.info("%s", result.summary())
-    final, best_training = None, None
+    final, kept = None, None
     if config.retrains and result.best_config is not None:
-        from hpsearch.model import TrainingData
-
-        logger.info("retraining the winner %d times with new seeds", config.retrains)
-        data = TrainingData.from_store(settings.store_path, settings.split)
-        final, best_training = retrain_winner(config, result.best_config, data, config.results_dir, config.retrains)
-        result.final = final
-        result.save()
-        logger.info("winner retrained: %.4g ± %.2g meV/atom over %d seeds", final.mean, final.std, config.retrains)
+        if not data.test_names:
+            logger.warning("retrains=%d but dataset.split has no test snapshot: the winner is not retrained",
+                           config.retrains)
+        else:
+            logger.info("retraining the winner %d times with new seeds as Ray tasks; each is tested once on %s",
+                        config.retrains, ", ".join(data.test_names))
+            final, kept = retrain_winner(config, result.best_config, data.settings, list(data.test_names),
+                                         config.results_dir, config.retrains)
+            result.set_final(final)
+            logger.info("winner retrained: test error %.4g ± %.2g meV/atom over %d seeds (%.1f core-s)",
+                        final.test_mean, final.test_std, config.retrains, final.core_seconds)
+    result.wall_seconds += time.perf_counter() - started
+    result.save()
     tracker = study_tracker(config, config.results_dir)
     if tracker is not None:
-        left = log_study_end(tracker, result, final, best_training)
+        left = log_study_end(tracker, result, final, kept)
         if left:
             logger.warning("%d MLflow operations are waiting in %s: `hpsearch tracking sync` them later",
                            left, tracker.folder)
@@ -189,7 +233,8 @@ def run_study(
     ensure_ray(address)
     check_resources(config, local=address is None)
     started = time.perf_counter()
-    settings = prepare_trials(config)
+    data = prepare_trials(config)
+    settings = data.settings
     tuner = build_tuner(
         _trainable(settings), strategy, name=TUNE_DIR, storage_path=folder, scheduler=scheduler,
         max_trials=config.budget.max_trials, max_concurrent=config.budget.max_concurrent,
@@ -197,20 +242,21 @@ def run_study(
         max_failures=config.budget.max_failures,
         time_budget_s=config.budget.time_budget_s, interrupt_after_trials=interrupt_after_trials,
     )
-    grid = _fit(tuner, settings)
-    return _finish(config, grid, time.perf_counter() - started, settings)
+    return _fit_and_finish(config, tuner, data, started)
 
 
-def _fit(tuner: Any, settings: TrialSettings) -> ResultGrid:
-    """Run the Tuner; the data actors are released afterwards (they are detached)."""
+def _fit_and_finish(config: ExperimentConfig, tuner: Any, data: StudyData, started: float,
+                    earlier_seconds: float = 0.0) -> StudyResult:
+    """Run the Tuner, then the retrains; the data actors are released afterwards (they are detached)."""
     from hpsearch.tune.shards import release_shards
 
     try:
         with sigterm_interrupts():
-            return tuner.fit()
+            grid = tuner.fit()
+        return _finish(config, grid, earlier_seconds + time.perf_counter() - started, data)
     finally:
-        if settings.placement is not None:
-            release_shards(settings.placement.key)
+        if data.settings.placement is not None:
+            release_shards(data.settings.placement.key)
 
 
 def find_study(name: str, results_root: str | Path = DEFAULT_RESULTS_ROOT) -> Path:
@@ -251,7 +297,6 @@ def resume_study(
     check_resources(config, local=address is None)
     earlier = StudyResult.load(folder).wall_seconds if (folder / RESULT_FILE).is_file() else 0.0
     started = time.perf_counter()
-    settings = prepare_trials(config)
-    tuner = restore_tuner(folder / TUNE_DIR, _trainable(settings), resources=config.resources.as_tune())
-    grid = _fit(tuner, settings)
-    return _finish(config, grid, earlier + time.perf_counter() - started, settings)
+    data = prepare_trials(config)
+    tuner = restore_tuner(folder / TUNE_DIR, _trainable(data.settings), resources=config.resources.as_tune())
+    return _fit_and_finish(config, tuner, data, started, earlier)

@@ -36,7 +36,9 @@ import numpy as np
 
 from hpsearch.data.splits import Split
 from hpsearch.errors import ConfigError, DataError
-from hpsearch.model.data import TestSnapshot, TrainingData, as_tensor, read_points, snapshot_metadata
+from hpsearch.model.data import (
+    TestSnapshot, TrainingData, as_tensor, read_points, snapshot_metadata, validation_metadata,
+)
 from hpsearch.model.scaling import feature_moments, merge_moments
 
 __all__ = [
@@ -131,7 +133,8 @@ class ShardActor:
                     x, y = read_points(store, names)
                     self.nbytes += x.nbytes + y.nbytes
                     payload[role] = {"names": names, "x": ray.put(x), "y": ray.put(y),
-                                     "moments": (feature_moments(x), feature_moments(y)) if role == "train" else None}
+                                     "moments": (feature_moments(x), feature_moments(y)) if role == "train" else None,
+                                     "snapshots": validation_metadata(store, names) if role == "validation" else []}
             for name in (n for n in self.split.test if n in mine):
                 x, y = read_points(store, [name])
                 self.nbytes += x.nbytes + y.nbytes
@@ -272,6 +275,7 @@ def _assemble(payloads: list[dict[str, Any]], split: Split, store_path: str, dev
         x_val=_cat([x for x, _ in tensors["validation"]]), y_val=_cat([y for _, y in tensors["validation"]]),
         test=test, train_names=tuple(split.train), validation_names=tuple(split.validation), source=store_path,
         train_moments=(merge_moments([m[0] for m in moments]), merge_moments([m[1] for m in moments])),
+        validation_meta=tuple(meta for part in parts["validation"] for meta in part.get("snapshots", [])),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from hpsearch._version import __version__
 from hpsearch.config.experiment import ExperimentConfig
+from hpsearch.config.strategy import LDOS_METRIC, METRIC, STD_METRIC
 from hpsearch.tracking import summary as keys
 from hpsearch.tracking.callback import MLflowStudyCallback, trial_params
 from hpsearch.tracking.plots import architecture_in_words, plot_architectures
@@ -99,14 +100,17 @@ def log_study_end(tracker: StudyTracker, result: Any, final: Any, best_training:
         keys.GPU_SECONDS: result.gpu_seconds,
         keys.WALL_SECONDS: result.wall_seconds,
     }
-    if result.best_error_mev_per_atom is not None:
-        summary[keys.BEST_ERROR] = result.best_error_mev_per_atom
+    if result.best_val_error_mev_per_atom is not None:
+        summary[keys.BEST_ERROR] = result.best_val_error_mev_per_atom
     for name in ("result.json", "trials.csv"):
         if (result.results_dir / name).is_file():
             tracker.log_artifact(result.results_dir / name)
     if final is not None:
-        summary.update({keys.RETRAIN_MEAN: final.mean, keys.RETRAIN_STD: final.std,
-                        keys.BEST_N_PARAMETERS: final.n_parameters})
+        summary.update({keys.RETRAIN_MEAN: final.test_mean, keys.RETRAIN_STD: final.test_std,
+                        keys.BEST_N_PARAMETERS: final.n_parameters,
+                        keys.RETRAIN_CORE_SECONDS: final.core_seconds, keys.RETRAIN_GPU_SECONDS: final.gpu_seconds})
+        if final.chosen is not None:
+            summary[keys.RETRAIN_VAL] = final.val_errors[final.chosen]
         _log_winner(tracker, result.results_dir, final, best_training)
     summary = {k: float(v) for k, v in summary.items() if v is not None and math.isfinite(float(v))}
     return tracker.finish(summary)
@@ -158,8 +162,9 @@ def _record_from_row(row: dict[str, Any]) -> TrialRecord:
     params = {k: v for k, v in row.items() if k not in COLUMNS and v is not None and v == v}
     return TrialRecord(
         trial_id=str(row["trial_id"]), params=trial_params(params), status=str(row.get("status", "failed")),
-        reason=str(row.get("reason") or ""), band_energy_error_mev_per_atom=number("error_mev_per_atom"),
-        band_energy_error_std_mev_per_atom=number("error_std_mev_per_atom"), naswot_score=number("naswot_score"),
+        reason=str(row.get("reason") or ""), val_error_mev_per_atom=number(METRIC),
+        val_error_std_mev_per_atom=number(STD_METRIC), naswot_score=number("naswot_score"),
         training_seconds=number("training_seconds"), phase=str(row.get("phase") or ""),
+        extra_metrics={LDOS_METRIC: v} if (v := number(LDOS_METRIC)) is not None else {},
     )
 

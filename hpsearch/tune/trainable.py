@@ -3,7 +3,9 @@
 - ``_kind: train`` (default): optionally report the NASWOT mean score first (``_naswot``), then
   train ``repeats`` networks (seeds ``seed + _seed + r``), reporting every epoch
   ``{epoch, repeat, train_loss, val_loss}``, and finish with the mean band-energy error on the
-  test snapshots and ``status`` completed / diverged / failed.
+  **validation** snapshots (``val_error_mev_per_atom``), the validation LDOS loss of the best
+  epoch (``val_ldos_mse``) and ``status`` completed / diverged / failed. A trial never sees a
+  test snapshot: the data it gets hold none (see ``hpsearch.tune.runner``).
 - ``_kind: score``: NASWOT-score every architecture of ``_candidates`` in one trial (one
   Ray trial per chunk of candidates, not per candidate: Ray's per-trial overhead is ~0.25 s
   even with reused actors) and report the scores in order; no training.
@@ -24,7 +26,7 @@ import traceback
 from typing import Any
 
 from hpsearch.config.experiment import ExperimentConfig, NaswotConfig, TrainingConfig, network_spec, training_settings
-from hpsearch.config.strategy import METRIC, NASWOT_METRIC
+from hpsearch.config.strategy import LDOS_METRIC, METRIC, NASWOT_METRIC, STD_METRIC
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,7 @@ def _train_repeats(config: dict[str, Any], settings: TrialSettings, data: Any, e
     spec = network_spec(params, data.n_features, data.n_energies)
     device = _device(settings)
     errors: list[float] = []
+    losses: list[float] = []
     status, reason, seconds, epochs = "completed", "", 0.0, 0
     for repeat in range(settings.repeats):
         seed = settings.seed + int(config.get("_seed", 0)) + repeat
@@ -148,11 +151,12 @@ def _train_repeats(config: dict[str, Any], settings: TrialSettings, data: Any, e
         if not result.ok:
             status, reason = result.status, result.reason or ""
             break
-        error = evaluate(result.model, result.scalers, data.test).mean_band_energy_error_mev_per_atom
+        error = evaluate(result.model, result.scalers, data.validation_snapshots).mean_band_energy_error_mev_per_atom
         if not math.isfinite(error):
-            status, reason = "diverged", "the predicted DOS gives no finite band energy on a test snapshot"
+            status, reason = "diverged", "the predicted DOS gives no finite band energy on a validation snapshot"
             break
         errors.append(float(error))
+        losses.append(float(result.best_val_loss))
         reason = result.reason or ""
     final: dict[str, Any] = {
         "status": status, "reason": reason, "training_seconds": seconds, "epochs": epochs,
@@ -160,11 +164,17 @@ def _train_repeats(config: dict[str, Any], settings: TrialSettings, data: Any, e
     }
     if status == "completed":
         final[METRIC] = sum(errors) / len(errors)
-        mean = final[METRIC]
-        final["band_energy_error_std_mev_per_atom"] = (
-            math.sqrt(sum((e - mean) ** 2 for e in errors) / (len(errors) - 1)) if len(errors) > 1 else 0.0
-        )
+        final[LDOS_METRIC] = sum(losses) / len(losses)
+        final[STD_METRIC] = _sample_std(errors)
     return final
+
+
+def _sample_std(values: list[float]) -> float:
+    """Sample standard deviation (ddof=1); 0 for a single value."""
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def _training_data(settings: TrialSettings) -> Any:

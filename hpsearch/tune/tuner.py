@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.config.strategy import METRIC, MODE, SchedulerPlugin, Strategy
+from hpsearch.config.strategy import MODE, SchedulerPlugin, Strategy
 
 if TYPE_CHECKING:
     from ray.tune import Callback, Tuner
@@ -142,7 +142,7 @@ def build_tuner(
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=trial_scheduler,
-            metric=METRIC,
+            metric=strategy.context.metric,
             mode=MODE,
             num_samples=num_samples,
             max_concurrent_trials=max_concurrent,

@@ -233,7 +233,7 @@ def assert_complete(study: Study, before: dict[str, float]) -> Any:
     assert len(frame) == len(WIDTHS) and frame["trial_id"].is_unique
     assert sorted(frame["width"]) == WIDTHS
     assert set(frame["status"]) == {"completed"}, frame[["trial_id", "status", "reason"]].to_string()
-    errors = dict(zip(frame["trial_id"].astype(str), frame["error_mev_per_atom"]))
+    errors = dict(zip(frame["trial_id"].astype(str), frame["val_error_mev_per_atom"]))
     for trial_id, error in before.items():
         assert errors[trial_id] == pytest.approx(error, rel=1e-12), f"trial {trial_id} changed"
     assert all(math.isfinite(e) and e > 0 for e in errors.values())

@@ -60,12 +60,12 @@ def test_grid_resumes_where_it_stopped(ray_local, small_store: Path, tmp_path: P
     first = run_study(config, interrupt_after_trials=2)
     done_before = first.trials[first.trials["status"] == "completed"]
     assert 2 <= len(done_before) < 5, first.trials
-    before = {r["trial_id"]: r["error_mev_per_atom"] for _, r in done_before.iterrows()}
+    before = {r["trial_id"]: r["val_error_mev_per_atom"] for _, r in done_before.iterrows()}
     result = resume_study("grid", results_root=tmp_path)
     frame = result.trials
     assert sorted(frame["width"]) == [4, 8, 16, 32, 64]
     _check_no_trial_twice(tmp_path / "grid", 5, set(before))
-    after = {r["trial_id"]: r["error_mev_per_atom"] for _, r in frame.iterrows()}
+    after = {r["trial_id"]: r["val_error_mev_per_atom"] for _, r in frame.iterrows()}
     assert all(after[t] == pytest.approx(e) for t, e in before.items())  # kept, not retrained
     assert result.wall_seconds > first.wall_seconds
 
@@ -114,4 +114,4 @@ def test_sigterm_to_hpsearch_run_then_resume(ray_local, small_store: Path, tmp_p
     assert 1 <= len(finished_before) < 5
     result = resume_study("killed", results_root=tmp_path)
     _check_no_trial_twice(tmp_path / "killed", 5, finished_before)
-    assert result.trials["error_mev_per_atom"].notna().sum() >= 1
+    assert result.trials["val_error_mev_per_atom"].notna().sum() >= 1

@@ -47,8 +47,8 @@ def test_grid_through_the_command_line(ray_local, small_store: Path, tmp_path: P
     assert set(frame["status"]) <= {"completed", "diverged"}
     done = frame[frame["status"] == "completed"]
     assert not done.empty
-    assert (done["error_mev_per_atom"] > 0).all() and (done["epochs"] == 16).all()  # 2 repeats x 8 epochs
-    assert result.best_error_mev_per_atom == pytest.approx(done["error_mev_per_atom"].min())
+    assert (done["val_error_mev_per_atom"] > 0).all() and (done["epochs"] == 16).all()  # 2 repeats x 8 epochs
+    assert result.best_error_mev_per_atom == pytest.approx(done["val_error_mev_per_atom"].min())
     assert result.best_config["max_epochs"] == 8 and result.best_config["patience"] == 5
     assert result.core_seconds == pytest.approx(frame["trial_seconds"].sum())  # 1 CPU per trial
     assert result.gpu_seconds == 0.0 and result.wall_seconds > 0
@@ -78,7 +78,7 @@ def test_tpe_with_naswot_pruner(ray_local, small_store: Path, tmp_path: Path) ->
         expect_pruned = not ok or (bool(earlier) and score < np.quantile(earlier, 0.7))
         assert (row["status"] == "pruned") == expect_pruned, frame
     pruned = frame[frame["status"] == "pruned"]
-    assert pruned["error_mev_per_atom"].isna().all() and pruned["training_seconds"].isna().all()
+    assert pruned["val_error_mev_per_atom"].isna().all() and pruned["training_seconds"].isna().all()
     trained = frame[frame["status"] != "pruned"]
     assert trained["training_seconds"].notna().all()
 
@@ -91,7 +91,7 @@ def test_failing_and_diverging_trials_are_recorded_and_the_study_goes_on(ray_loc
     )
     result = Experiment.from_dict(raw).run()
     by_lr = {row["learning_rate"]: row for _, row in result.trials.iterrows()}
-    assert by_lr[1e6]["status"] == "diverged" and math.isnan(by_lr[1e6]["error_mev_per_atom"])
+    assert by_lr[1e6]["status"] == "diverged" and math.isnan(by_lr[1e6]["val_error_mev_per_atom"])
     assert by_lr[1e6]["reason"]
     assert by_lr[1e-1]["status"] == "completed"
     assert result.best_config["learning_rate"] == 1e-1

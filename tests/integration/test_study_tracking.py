@@ -29,7 +29,12 @@ def test_grid_study_in_mlflow(ray_local, mlflow_server, small_store: Path, tmp_p
     })
     result = experiment.run()
     assert len(result.trials) == 4
-    assert result.final is not None and len(result.final.values) == 2
+    assert result.final is not None and len(result.test_errors_mev_per_atom) == 2
+    # the saved model is the retrain with the best validation error; the test only reports
+    final = result.final
+    assert final.chosen == int(np.nanargmin(final.val_errors))
+    assert result.test_error_mev_per_atom == pytest.approx(np.nanmean(final.test_errors))
+    assert result.retrain_core_seconds > 0
 
     client = MlflowClient(mlflow_server.url)
     exp = client.get_experiment_by_name("tracked")
@@ -44,8 +49,13 @@ def test_grid_study_in_mlflow(ray_local, mlflow_server, small_store: Path, tmp_p
         assert parent.data.params["store_hash"] == store.content_hash()
     metrics = parent.data.metrics
     assert metrics["trials_completed"] == 4
-    assert metrics["retrain_mean_mev_per_atom"] == pytest.approx(result.final.mean)
-    assert metrics["core_seconds"] > 0
+    assert metrics["test_error_mev_per_atom"] == pytest.approx(result.test_error_mev_per_atom)
+    assert metrics["saved_model_val_error_mev_per_atom"] == pytest.approx(final.val_errors[final.chosen])
+    assert metrics["best_val_error_mev_per_atom"] == pytest.approx(result.best_val_error_mev_per_atom)
+    assert metrics["search_core_s"] > 0 and metrics["retrain_core_s"] > 0
+    for child in children:  # no child run and no trials column holds a test error
+        assert not any("test" in name for name in child.data.metrics), child.data.metrics
+    assert not any("test" in column for column in result.trials.columns)
     history = client.get_metric_history(children[0].info.run_id, "val_loss")
     assert len(history) >= 1
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}

@@ -10,7 +10,7 @@ import pytest
 from ray.tune.schedulers import TrialScheduler
 
 from hpsearch.config.registry import load_scheduler
-from hpsearch.config.strategy import NASWOT_METRIC, StrategyContext
+from hpsearch.config.strategy import METRIC, NASWOT_METRIC, StrategyContext
 
 STOP, CONTINUE = TrialScheduler.STOP, TrialScheduler.CONTINUE
 
@@ -122,5 +122,5 @@ def test_pruned_trials_stop_before_training_in_tune(ray_local, tmp_path) -> None
     pruned = frame[frame[NASWOT_METRIC] < threshold]
     kept = frame[frame[NASWOT_METRIC] >= threshold]
     assert len(pruned) == 3 and (pruned["training_iteration"] == 1).all()
-    assert pruned["band_energy_error_mev_per_atom"].isna().all()
-    assert kept["band_energy_error_mev_per_atom"].notna().all()
+    assert pruned[METRIC].isna().all()
+    assert kept[METRIC].notna().all()

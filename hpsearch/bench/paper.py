@@ -42,6 +42,9 @@ LABELS = {
 }
 REFERENCE = "tpe"
 SERVER_FILE = "server.json"
+#: Repeats of each strategy (different search seeds) when not given: full and quick benchmark.
+DEFAULT_REPEATS = 5
+DEFAULT_QUICK_REPEATS = 3
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class BenchmarkSettings:
 
     `overrides` are merged into every experiment (nested mappings key by key), e.g.
     ``{"dataset": {"store": "small"}, "fixed": {"max_epochs": 2}}`` for a test;
-    `strategy_overrides` into one strategy's only.
+    `strategy_overrides` into one strategy's only. Each strategy runs `repeats` times, repeat r
+    with the experiment's seed + r (study ``<name>-r<r>``); None: 5, or 3 with `quick`.
     """
 
     out: Path = Path("results/paper")
@@ -66,6 +70,16 @@ class BenchmarkSettings:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     #: per strategy (file stem), merged after `overrides`, e.g. ``{"direct": {"strategy": {...}}}``
     strategy_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    repeats: int | None = None
+    #: the strategies (labels) every other is compared with, repeat by repeat
+    references: tuple[str, ...] = ("tpe",)
+
+    @property
+    def n_repeats(self) -> int:
+        count = self.repeats if self.repeats is not None else (DEFAULT_QUICK_REPEATS if self.quick else DEFAULT_REPEATS)
+        if count < 1:
+            raise ConfigError(f"repeats={count}: give at least 1 (5 or more for a comparison worth its p-values)")
+        return count
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -106,22 +120,27 @@ def _merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def load_benchmark_experiments(settings: BenchmarkSettings, tracking_uri: str) -> dict[str, Experiment]:
-    """Each strategy's experiment, pointed at ``<out>/studies/<name>`` and the shared MLflow experiment."""
+def load_benchmark_experiments(settings: BenchmarkSettings, tracking_uri: str) -> dict[str, list[Experiment]]:
+    """Each strategy's experiment per repeat (seed + r, study ``<name>-r<r>``), pointed at
+    ``<out>/studies/<name>-r<r>`` and the shared MLflow experiment."""
     files = experiment_files(settings.quick, settings.experiments_dir, settings.names)
-    experiments: dict[str, Experiment] = {}
+    experiments: dict[str, list[Experiment]] = {}
     for stem, path in files.items():
         config = Experiment.from_yaml(path).config
         raw = _merged(config.model_dump(mode="json"), settings.overrides)
         raw = _merged(raw, settings.strategy_overrides.get(stem, {}))
-        name = raw["name"]
-        raw["storage_path"] = str((Path(settings.out) / "studies" / name).resolve())
+        base_name, base_seed = raw["name"], int(raw.get("seed", 0))
         raw["tracking"] = {
             "enabled": True, "uri": tracking_uri,
             "experiment": settings.mlflow_experiment or (config.tracking.experiment or "paper"),
         }
-        experiments[stem] = Experiment.from_dict(raw)
-    if len({e.config.tracking.experiment for e in experiments.values()}) != 1:
+        experiments[stem] = []
+        for repeat in range(settings.n_repeats):
+            name = f"{base_name}-r{repeat}"
+            one = {**raw, "name": name, "seed": base_seed + repeat,
+                   "storage_path": str((Path(settings.out) / "studies" / name).resolve())}
+            experiments[stem].append(Experiment.from_dict(one))
+    if len({e[0].config.tracking.experiment for e in experiments.values()}) != 1:
         raise ConfigError("the benchmark's experiment files name different tracking.experiment values: "
                           "give them one, or pass --mlflow-experiment")
     return experiments
@@ -180,19 +199,26 @@ def run_paper_benchmark(settings: BenchmarkSettings) -> BenchmarkReport:
     started_ray = False
     try:
         experiments = load_benchmark_experiments(settings, uri)
-        for experiment in experiments.values():
-            experiment.validate()
-            _fresh_folder(experiment, settings.overwrite)
+        for repeats in experiments.values():
+            for experiment in repeats:
+                experiment.validate()
+                _fresh_folder(experiment, settings.overwrite)
         started_ray = ensure_ray(settings.address)
-        results: dict[str, StudyResult] = {}
+        results: dict[str, list[StudyResult]] = {stem: [] for stem in experiments}
         started = time.perf_counter()
-        for index, (stem, experiment) in enumerate(experiments.items(), start=1):
-            title = f"study {index}/{len(experiments)}: {LABELS[stem]} ({experiment.config.name})"
-            with StudyProgress(title, enabled=settings.progress) as progress:
-                results[stem] = experiment.run(address=settings.address, callbacks=[progress.callback()])
-                progress.done(results[stem])
-        logger.info("all %d studies done in %.0f s", len(results), time.perf_counter() - started)
-        report = build_report(results, experiments, uri, out, time.perf_counter() - started)
+        total, index = sum(len(r) for r in experiments.values()), 0
+        for repeat in range(settings.n_repeats):  # strategies interleaved: a repeat shares the machine's state
+            for stem, repeats in experiments.items():
+                index += 1
+                experiment = repeats[repeat]
+                title = (f"study {index}/{total}: {LABELS[stem]}, repeat {repeat + 1}/{settings.n_repeats} "
+                         f"({experiment.config.name})")
+                with StudyProgress(title, enabled=settings.progress) as progress:
+                    results[stem].append(experiment.run(address=settings.address, callbacks=[progress.callback()]))
+                    progress.done(results[stem][-1])
+        logger.info("all %d studies done in %.0f s", total, time.perf_counter() - started)
+        report = build_report(results, experiments, uri, out, time.perf_counter() - started,
+                              references=settings.references)
     finally:
         if started_ray:
             import ray

@@ -1,6 +1,10 @@
-"""The benchmark's comparison: the table (read back from MLflow), figures 3, 5 and 6, the target.
+"""The benchmark's comparison over repeated studies: the table, figures 3, 5 and 6, the target.
 
-Files written to the results folder: ``comparison.md``/``.csv``, ``figure3_error_vs_compute.png``,
+Every strategy runs R times (repeats) with different search seeds; the table gives medians and
+bootstrap 95% CIs over repeats of the retrained winner's test error and of the search compute,
+and a paired comparison with the reference strategies (ratio of test errors repeat by repeat,
+Wilcoxon signed-rank p-value). Files written to the results folder: ``comparison.md``/``.csv``
+(per strategy), ``studies.csv`` (per study), ``figure3_error_vs_compute.png``,
 ``figure5_naswot_vs_error.png``, ``figure6_architectures.png``, ``summary.json``; the same files
 are artifacts of a "comparison" run in the benchmark's MLflow experiment.
 """
@@ -11,12 +15,13 @@ import dataclasses
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from hpsearch.config.strategy import METRIC
 from hpsearch.errors import DataError
 
 if TYPE_CHECKING:
@@ -33,20 +38,18 @@ TARGET_COMPUTE_FRACTION = 1.0 / 50.0
 
 @dataclasses.dataclass(frozen=True)
 class TargetCheck:
-    """NASWOT (fixed) against TPE: error ratio (retrained means) and compute ratio (core-seconds)."""
+    """NASWOT (fixed) against TPE over paired repeats: test-error ratio and search-compute ratio,
+    each a median with its bootstrap 95% CI."""
 
+    error_ratio: float
+    error_ratio_ci: tuple[float, float]
+    compute_ratio: float
+    compute_ratio_ci: tuple[float, float]
+    n_repeats: int
     naswot_error_mev_per_atom: float
     tpe_error_mev_per_atom: float
     naswot_core_seconds: float
     tpe_core_seconds: float
-
-    @property
-    def error_ratio(self) -> float:
-        return self.naswot_error_mev_per_atom / self.tpe_error_mev_per_atom
-
-    @property
-    def compute_ratio(self) -> float:
-        return self.naswot_core_seconds / self.tpe_core_seconds
 
     @property
     def error_ok(self) -> bool:
@@ -58,28 +61,37 @@ class TargetCheck:
 
     @property
     def passed(self) -> bool:
+        """The medians meet both targets."""
         return self.error_ok and self.compute_ok
 
     @property
+    def holds_with_ci(self) -> bool:
+        """Even the upper ends of both CIs meet the targets."""
+        return self.error_ratio_ci[1] <= TARGET_ERROR_FACTOR and self.compute_ratio_ci[1] <= TARGET_COMPUTE_FRACTION
+
+    @property
     def verdict(self) -> str:
+        state = "PASS (holds over the CI)" if self.holds_with_ci else ("PASS at the median, not over the CI"
+                                                                       if self.passed else "MISS")
+        lo, hi = self.error_ratio_ci
+        clo, chi = self.compute_ratio_ci
         return (
-            f"target {'PASS' if self.passed else 'MISS'}: NASWOT (fixed) error "
-            f"{self.naswot_error_mev_per_atom:.3g} meV/atom = {self.error_ratio:.2f}x TPE's "
-            f"{self.tpe_error_mev_per_atom:.3g} (target <= {TARGET_ERROR_FACTOR:g}x: "
-            f"{'ok' if self.error_ok else 'missed'}); compute {self.naswot_core_seconds:.0f} core-s = "
-            f"1/{1 / self.compute_ratio:.1f} of TPE's {self.tpe_core_seconds:.0f} (target <= 1/"
-            f"{1 / TARGET_COMPUTE_FRACTION:.0f}: {'ok' if self.compute_ok else 'missed'})"
+            f"target {state}: NASWOT (fixed) test error = {self.error_ratio:.2f}x TPE's [{lo:.2f}, {hi:.2f}] "
+            f"(target <= {TARGET_ERROR_FACTOR:g}x: {'ok' if self.error_ok else 'missed'}); search compute = "
+            f"1/{1 / self.compute_ratio:.1f} of TPE's [1/{1 / chi:.1f}, 1/{1 / clo:.1f}] (target <= 1/"
+            f"{1 / TARGET_COMPUTE_FRACTION:.0f}: {'ok' if self.compute_ok else 'missed'}); medians of "
+            f"{self.n_repeats} paired repeats"
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "error_ratio": self.error_ratio, "compute_ratio": self.compute_ratio,
-                "error_ok": self.error_ok, "compute_ok": self.compute_ok, "passed": self.passed,
-                "verdict": self.verdict}
+        return {**dataclasses.asdict(self), "error_ok": self.error_ok, "compute_ok": self.compute_ok,
+                "passed": self.passed, "holds_with_ci": self.holds_with_ci, "verdict": self.verdict}
 
 
 @dataclasses.dataclass
 class BenchmarkReport:
-    """What the benchmark measured and where it wrote it."""
+    """What the benchmark measured and where it wrote it. `table`: one row per strategy (medians and
+    CIs over repeats); `runs`: one row per study (strategy x repeat)."""
 
     table: pd.DataFrame
     markdown: str
@@ -88,39 +100,130 @@ class BenchmarkReport:
     target: TargetCheck | None
     kendall: dict[str, Any] | None
     wall_seconds: float
+    runs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    references: list[str] = dataclasses.field(default_factory=list)
     server_url: str | None = None
     server_pid: int | None = None
 
 
-def check_target(table: pd.DataFrame, naswot: str = "naswot (fixed)", reference: str = "tpe") -> TargetCheck | None:
-    """The target check from the comparison table (None when either row or a number is missing)."""
-    rows = {s: table[table["strategy"] == s] for s in (naswot, reference)}
-    if any(r.empty for r in rows.values()):
+def check_target(runs: pd.DataFrame, naswot: str = "naswot (fixed)", reference: str = "tpe") -> TargetCheck | None:
+    """The target check from the per-study rows (None when either strategy or a number is missing)."""
+    from hpsearch.bench.stats import paired_comparison, summarize
+
+    a, b = (runs[runs["strategy"] == s].sort_values("repeat") for s in (naswot, reference))
+    if a.empty or b.empty:
         return None
+    common = sorted(set(a["repeat"]) & set(b["repeat"]))
+    a, b = a[a["repeat"].isin(common)], b[b["repeat"].isin(common)]
+    errors = paired_comparison(list(a["test_error_mev_per_atom"]), list(b["test_error_mev_per_atom"]))
+    compute = paired_comparison(list(a["search_core_s"]), list(b["search_core_s"]))
+    if errors.n_pairs == 0 or compute.n_pairs == 0:
+        return None
+    return TargetCheck(
+        errors.ratio.median, (errors.ratio.low, errors.ratio.high), compute.ratio.median,
+        (compute.ratio.low, compute.ratio.high), errors.n_pairs,
+        summarize(list(a["test_error_mev_per_atom"])).median, summarize(list(b["test_error_mev_per_atom"])).median,
+        summarize(list(a["search_core_s"])).median, summarize(list(b["search_core_s"])).median,
+    )
 
-    def error(row: pd.DataFrame) -> float:
-        mean = float(row["error_mean_mev_per_atom"].iloc[0])
-        return mean if math.isfinite(mean) else float(row["best_trial_error_mev_per_atom"].iloc[0])
 
-    check = TargetCheck(error(rows[naswot]), error(rows[reference]), float(rows[naswot]["core_seconds"].iloc[0]),
-                        float(rows[reference]["core_seconds"].iloc[0]))
-    values = (check.naswot_error_mev_per_atom, check.tpe_error_mev_per_atom, check.tpe_core_seconds)
-    return check if all(math.isfinite(v) and v > 0 for v in values) else None
+def study_rows(results: Mapping[str, Sequence[StudyResult]], labels: Mapping[str, str]) -> pd.DataFrame:
+    """One row per study: strategy, repeat, test error of the retrained winner, best validation
+    error, search and retrain compute, wall time, parameters of the winner."""
+    rows = []
+    for stem, repeats in results.items():
+        for repeat, result in enumerate(repeats):
+            final = _final(result) or {}
+            rows.append({
+                "strategy": labels[stem], "repeat": repeat, "study": result.name,
+                "test_error_mev_per_atom": _nan(result.test_error_mev_per_atom),
+                "test_error_std_mev_per_atom": _nan(result.test_error_std_mev_per_atom),
+                "best_val_error_mev_per_atom": _nan(result.best_val_error_mev_per_atom),
+                "search_core_s": result.core_seconds, "retrain_core_s": result.retrain_core_seconds,
+                "wall_seconds": result.wall_seconds, "n_parameters": final.get("n_parameters"),
+                "trials": len(result.trials),
+            })
+    return pd.DataFrame(rows)
 
 
-def mlflow_table(uri: str, experiment: str, study_uids: Mapping[str, str]) -> pd.DataFrame:
-    """The comparison table of exactly these studies (study uid -> label) as MLflow holds them."""
-    from hpsearch.tracking.compare import comparison_table, study_runs
+def comparison_over_repeats(runs: pd.DataFrame, references: Sequence[str] = ("tpe",)) -> pd.DataFrame:
+    """Per strategy: medians with bootstrap 95% CIs over repeats, and paired comparisons with each reference."""
+    from hpsearch.bench.stats import paired_comparison, summarize
 
-    runs = study_runs(experiment, uri)
-    uid_column = "tags.hpsearch.study_uid"
-    runs = runs[runs[uid_column].isin(list(study_uids))] if uid_column in runs else runs.iloc[0:0]
-    if len(runs) != len(study_uids):
-        logger.warning("MLflow holds %d of the %d studies of this benchmark (a server outage? see each "
-                       "study's mlflow-journal)", len(runs), len(study_uids))
-    # the benchmark's labels already name the scheduler ("tpe + naswot-pruner")
-    runs = runs.assign(**{"params.strategy": runs[uid_column].map(dict(study_uids)), "params.scheduler": "none"})
-    return comparison_table(runs, reference="tpe")
+    table = []
+    for strategy, group in runs.groupby("strategy", sort=False):
+        group = group.sort_values("repeat")
+        row: dict[str, Any] = {"strategy": strategy, "repeats": len(group)}
+        for column in ("test_error_mev_per_atom", "best_val_error_mev_per_atom", "search_core_s", "retrain_core_s",
+                       "wall_seconds"):
+            s = summarize(list(group[column]))
+            row.update({column: s.median, f"{column}_ci_low": s.low, f"{column}_ci_high": s.high})
+        for reference in references:
+            ref = runs[runs["strategy"] == reference].sort_values("repeat")
+            common = sorted(set(group["repeat"]) & set(ref["repeat"]))
+            mine, theirs = group[group["repeat"].isin(common)], ref[ref["repeat"].isin(common)]
+            key = _ref_key(reference)
+            if strategy == reference or not common:
+                row.update({f"error_ratio_vs_{key}": 1.0 if strategy == reference else math.nan,
+                            f"p_vs_{key}": math.nan, f"speedup_vs_{key}": 1.0 if strategy == reference else math.nan})
+                continue
+            errors = paired_comparison(list(mine["test_error_mev_per_atom"]), list(theirs["test_error_mev_per_atom"]))
+            cost = paired_comparison(list(theirs["search_core_s"]), list(mine["search_core_s"]))
+            row.update({f"error_ratio_vs_{key}": errors.ratio.median, f"error_ratio_vs_{key}_ci_low": errors.ratio.low,
+                        f"error_ratio_vs_{key}_ci_high": errors.ratio.high, f"p_vs_{key}": errors.p_value,
+                        f"better_than_{key}": errors.n_better, f"speedup_vs_{key}": cost.ratio.median})
+        table.append(row)
+    return pd.DataFrame(table)
+
+
+def _ref_key(reference: str) -> str:
+    return reference.replace(" + ", "_").replace(" ", "_").replace("-", "_")
+
+
+def _nan(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def rows_over_repeats(table: pd.DataFrame, references: Sequence[str] = ("tpe",)) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of strings: medians [95% CI] over repeats, paired comparisons with the references."""
+    def ci(row: Any, column: str, fmt: str = ".3g") -> str:
+        value = row[column]
+        if not math.isfinite(value):
+            return "n/a"
+        return f"{value:{fmt}} [{row[f'{column}_ci_low']:{fmt}}, {row[f'{column}_ci_high']:{fmt}}]"
+
+    head = ["strategy", "repeats", "test error (meV/atom)", "best validation error", "search compute (core-s)",
+            "retrain compute (core-s)"]
+    for reference in references:
+        head += [f"test error / {reference} (paired)", f"Wilcoxon p vs {reference}", f"speed-up vs {reference}"]
+    rows = []
+    for _, row in table.iterrows():
+        cells = [str(row["strategy"]), str(row["repeats"]), ci(row, "test_error_mev_per_atom"),
+                 ci(row, "best_val_error_mev_per_atom"), ci(row, "search_core_s", ".0f"), ci(row, "retrain_core_s", ".0f")]
+        for reference in references:
+            key = _ref_key(reference)
+            if row["strategy"] == reference:
+                cells += ["1 (reference)", "", ""]
+                continue
+            ratio = row.get(f"error_ratio_vs_{key}", math.nan)
+            cells.append(ci(row, f"error_ratio_vs_{key}", ".2f") if math.isfinite(ratio) else "n/a")
+            p = row.get(f"p_vs_{key}", math.nan)
+            cells.append(f"{p:.3g}" if math.isfinite(p) else "n/a")
+            speed = row.get(f"speedup_vs_{key}", math.nan)
+            cells.append(f"{speed:.1f}x" if math.isfinite(speed) else "n/a")
+        rows.append(cells)
+    return head, rows
+
+
+def markdown_over_repeats(table: pd.DataFrame, references: Sequence[str] = ("tpe",)) -> str:
+    """The comparison as Markdown (see :func:`rows_over_repeats`)."""
+    head, rows = rows_over_repeats(table, references)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
 
 
 def _final(result: StudyResult) -> dict[str, Any] | None:
@@ -130,110 +233,120 @@ def _final(result: StudyResult) -> dict[str, Any] | None:
     return final.to_dict() if hasattr(final, "to_dict") else dict(final)
 
 
-def figure3(results: Mapping[str, StudyResult], labels: Mapping[str, str], cpus: Mapping[str, float],
+def figure3(results: Mapping[str, Sequence[StudyResult]], labels: Mapping[str, str], cpus: Mapping[str, float],
             path: Path) -> Path:
-    """Best error so far against cumulative core-seconds, per study, with the retrained winner."""
-    from hpsearch.tracking.plots import plot_error_vs_compute
+    """The anytime plot: best validation error so far against cumulative search compute, median and
+    band over repeats, with the retrained winners' test error (median [CI]) as dots."""
+    from hpsearch.bench.stats import summarize
+    from hpsearch.tracking.anytime import plot_anytime
 
-    studies = []
-    for stem, result in results.items():
-        trials = result.trials
-        final = _final(result) or {}
-        studies.append({
-            "strategy": labels[stem],
-            "trials": pd.DataFrame({
-                "core_seconds": trials["trial_seconds"].astype(float).fillna(0.0) * cpus[stem],
-                "band_energy_error_mev_per_atom": trials["error_mev_per_atom"].astype(float),
-            }),
-            "retrain_mean": final.get("mean"), "retrain_std": final.get("std"),
-        })
-    return plot_error_vs_compute(studies, path)
+    strategies = []
+    for stem, repeats in results.items():
+        runs = []
+        for result in repeats:
+            trials = result.trials
+            if trials.empty:
+                continue
+            runs.append((list(trials["trial_seconds"].astype(float).fillna(0.0) * cpus[stem]),
+                         list(trials[METRIC].astype(float))))
+        test = summarize([_nan(r.test_error_mev_per_atom) for r in repeats])
+        strategies.append({"strategy": labels[stem], "runs": runs, "test": (test.median, test.low, test.high)})
+    return plot_anytime(strategies, path)
 
 
-def figure5(result: StudyResult | None, path: Path) -> dict[str, Any] | None:
-    """Kendall tau between NASWOT score and trained error over the trials that carry both."""
+def figure5(repeats: Sequence[StudyResult], path: Path) -> dict[str, Any] | None:
+    """Kendall tau between NASWOT score and validation error over the trained trials of every repeat."""
     from hpsearch.scoring.study import naswot_error_study
 
-    if result is None or "naswot_score" not in result.trials:
+    pairs, labels = [], []
+    for result in repeats:
+        trials = result.trials
+        if "naswot_score" not in trials or METRIC not in trials:
+            continue
+        both = trials[trials["naswot_score"].notna() & trials[METRIC].notna()]
+        pairs += [(float(s), float(e)) for s, e in zip(both["naswot_score"], both[METRIC])]
+        labels += [f"{result.name}/{t}" for t in both["trial_id"]]
+    if not pairs:
         return None
-    trials = result.trials
-    both = trials[trials["naswot_score"].notna() & trials["error_mev_per_atom"].notna()]
-    pairs = [(float(s), float(e)) for s, e in zip(both["naswot_score"], both["error_mev_per_atom"])]
     try:
-        study = naswot_error_study(pairs, figure_path=path, labels=[str(t) for t in both["trial_id"]],
-                                   title=f"NASWOT score vs trained error ({result.name})")
+        study = naswot_error_study(pairs, figure_path=path, labels=labels,
+                                   title=f"NASWOT score vs validation error ({len(repeats)} studies)")
     except DataError as exc:
         logger.warning("no figure 5: %s", exc)
         return None
     return {"n": study.n, "n_excluded": study.n_excluded, "tau_paper": study.tau_paper,
-            "p_value_paper": study.p_value_paper, "tau_v1": study.tau_v1, "study": result.name,
-            "paper_tau": -0.318}
+            "p_value_paper": study.p_value_paper, "tau_v1": study.tau_v1,
+            "study": ", ".join(r.name for r in repeats), "paper_tau": -0.318}
 
 
-def figure6(results: Mapping[str, StudyResult], labels: Mapping[str, str], path: Path) -> Path | None:
-    """The winning architectures side by side."""
+def figure6(results: Mapping[str, Sequence[StudyResult]], labels: Mapping[str, str], path: Path) -> Path | None:
+    """The winning architectures of the first repeat side by side (every repeat's in the .txt)."""
     from hpsearch.tracking.plots import architecture_in_words, plot_architectures
 
-    winners = []
-    for stem, result in results.items():
-        final = _final(result)
-        if final and final.get("architecture"):
-            winners.append({"strategy": labels[stem], **final["architecture"]})
+    winners, lines = [], []
+    for stem, repeats in results.items():
+        for number, result in enumerate(repeats):
+            final = _final(result)
+            if final and final.get("architecture"):
+                arch = final["architecture"]
+                if number == 0:
+                    winners.append({"strategy": labels[stem], **arch})
+                words = architecture_in_words(arch["n_in"], arch["widths"], arch["activations"], arch["n_out"])
+                lines.append(f"{labels[stem]} (repeat {number}): {words}")
     if not winners:
         return None
-    lines = [f"{w['strategy']}: {architecture_in_words(w['n_in'], w['widths'], w['activations'], w['n_out'])}"
-             for w in winners]
     path.with_suffix(".txt").write_text("\n".join(lines) + "\n")
     return plot_architectures(winners, path)
 
 
-def build_report(results: Mapping[str, StudyResult], experiments: Mapping[str, Experiment], uri: str,
-                 folder: Path, wall_seconds: float) -> BenchmarkReport:
-    """Write the comparison into `folder` and into a "comparison" MLflow run; return it."""
+def build_report(results: Mapping[str, Sequence[StudyResult]], experiments: Mapping[str, Sequence[Experiment]],
+                 uri: str, folder: Path, wall_seconds: float, references: Sequence[str] = ("tpe",)) -> BenchmarkReport:
+    """Write the comparison over repeats into `folder` and into a "comparison" MLflow run; return it."""
     from hpsearch.bench.paper import LABELS
-    from hpsearch.tracking.compare import markdown_table
-    from hpsearch.tune.study_tracking import study_tracker
 
-    uids: dict[str, str] = {}
-    for stem, experiment in experiments.items():
-        tracker = study_tracker(experiment.config, experiment.config.results_dir)
-        if tracker is not None:
-            uids[tracker.study_uid] = LABELS[stem]
-    mlflow_experiment = next(iter(experiments.values())).config.tracking.experiment or "paper"
-    table = mlflow_table(uri, mlflow_experiment, uids)
-    markdown = markdown_table(table)
+    runs = study_rows(results, LABELS)
+    present = set(runs["strategy"]) if not runs.empty else set()
+    references = [r for r in references if r in present]
+    table = comparison_over_repeats(runs, references) if not runs.empty else pd.DataFrame()
+    markdown = markdown_over_repeats(table, references) if not table.empty else "(no studies)"
+    runs.to_csv(folder / "studies.csv", index=False)
     table.to_csv(folder / "comparison.csv", index=False)
     (folder / "comparison.md").write_text(markdown + "\n")
-    cpus = {stem: e.config.resources.cpus for stem, e in experiments.items()}
+    cpus = {stem: e[0].config.resources.cpus for stem, e in experiments.items()}
     figures = {"figure3": figure3(results, LABELS, cpus, folder / "figure3_error_vs_compute.png")}
-    kendall = figure5(results.get("tpe-pruner"), folder / "figure5_naswot_vs_error.png")
+    kendall = figure5(results.get("tpe-pruner", []), folder / "figure5_naswot_vs_error.png")
     if kendall is not None:
         figures["figure5"] = folder / "figure5_naswot_vs_error.png"
     architectures = figure6(results, LABELS, folder / "figure6_architectures.png")
     if architectures is not None:
         figures["figure6"] = architectures
-    target = check_target(table)
-    report = BenchmarkReport(table, markdown, folder, figures, target, kendall, wall_seconds)
+    target = check_target(runs) if not runs.empty else None
+    report = BenchmarkReport(table, markdown, folder, figures, target, kendall, wall_seconds, runs, list(references))
+    mlflow_experiment = next(iter(experiments.values()))[0].config.tracking.experiment or "paper"
     summary = _summary(report, results, experiments, uri, mlflow_experiment)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _log_comparison(report, uri, mlflow_experiment)
     return report
 
 
-def _summary(report: BenchmarkReport, results: Mapping[str, StudyResult], experiments: Mapping[str, Experiment],
-             uri: str, mlflow_experiment: str) -> dict[str, Any]:
+def _summary(report: BenchmarkReport, results: Mapping[str, Sequence[StudyResult]],
+             experiments: Mapping[str, Sequence[Experiment]], uri: str, mlflow_experiment: str) -> dict[str, Any]:
     import os
     import platform
 
     return {
+        "protocol": "validation selects; the winner is retrained with new seeds and tested once; medians and "
+                    "bootstrap 95% CIs over repeats with different search seeds; paired Wilcoxon signed-rank tests",
         "tracking_uri": uri, "mlflow_experiment": mlflow_experiment, "wall_seconds": report.wall_seconds,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()},
-        "table": report.table.to_dict("records"), "target": report.target.to_dict() if report.target else None,
+        "table": report.table.to_dict("records"), "runs": report.runs.to_dict("records"),
+        "target": report.target.to_dict() if report.target else None,
         "kendall_tau": report.kendall, "figures": {k: str(v) for k, v in report.figures.items()},
-        "studies": {stem: {"name": r.name, "folder": str(r.results_dir), "best_config": r.best_config,
-                           "final": _final(r), "n_trials": len(r.trials), "status_counts": r.counts(),
-                           "config": experiments[stem].config.model_dump(mode="json")}
-                    for stem, r in results.items()},
+        "studies": {stem: [{"name": r.name, "folder": str(r.results_dir), "best_config": r.best_config,
+                            "final": _final(r), "n_trials": len(r.trials), "status_counts": r.counts(),
+                            "config": experiments[stem][i].config.model_dump(mode="json")}
+                           for i, r in enumerate(repeats)]
+                    for stem, repeats in results.items()},
     }
 
 
@@ -245,7 +358,7 @@ def _log_comparison(report: BenchmarkReport, uri: str, mlflow_experiment: str) -
 
     tracker = StudyTracker(uri, mlflow_experiment, "comparison", report.folder, study_uid=uuid.uuid4().hex[:12])
     tracker.start(tags={"hpsearch.role": "comparison"})
-    for name in ("comparison.md", "comparison.csv", "summary.json", "figure6_architectures.txt"):
+    for name in ("comparison.md", "comparison.csv", "studies.csv", "summary.json", "figure6_architectures.txt"):
         if (report.folder / name).is_file():
             tracker.log_artifact(report.folder / name)
     for path in report.figures.values():
@@ -253,8 +366,10 @@ def _log_comparison(report: BenchmarkReport, uri: str, mlflow_experiment: str) -
     metrics: dict[str, float] = {}
     if report.target is not None:
         metrics.update({"target_error_ratio": report.target.error_ratio,
+                        "target_error_ratio_ci_high": report.target.error_ratio_ci[1],
                         "target_compute_ratio": report.target.compute_ratio,
-                        "target_passed": float(report.target.passed)})
+                        "target_passed": float(report.target.passed),
+                        "target_holds_with_ci": float(report.target.holds_with_ci)})
     if report.kendall is not None:
         metrics["kendall_tau_naswot_error"] = float(report.kendall["tau_paper"])
     left = tracker.finish({k: v for k, v in metrics.items() if math.isfinite(v)})

@@ -39,15 +39,18 @@ def print_report(report: Any, console: Any) -> None:
     """The comparison table, the Kendall tau, the target check and where everything is."""
     from rich.table import Table
 
-    from hpsearch.tracking.compare import format_table
+    from hpsearch.bench.report import rows_over_repeats
 
-    view = Table(title=f"comparison ({report.folder / 'comparison.md'})")
-    for name in ("strategy", "error (meV/atom), retrained", "compute (core-s)", "wall (s)", "speed-up vs tpe",
-                 "parameters"):
+    head, rows = rows_over_repeats(report.table, report.references) if not report.table.empty else ([], [])
+    view = Table(title=f"comparison over repeats, medians [bootstrap 95% CI] ({report.folder / 'comparison.md'})")
+    for name in head:
         view.add_column(name)
-    for row in format_table(report.table):
-        view.add_row(*map(str, row))
+    for row in rows:
+        view.add_row(*row)
     console.print(view)
+    console.print("Validation selected every winner; the test errors are the winners' retrains, tested once. "
+                  "p: two-sided Wilcoxon signed-rank test of the paired test-error ratios (with R repeats it "
+                  "cannot go below 2/2^R).")
     if report.kendall is not None:
         k = report.kendall
         console.print(f"figure 5: Kendall tau(NASWOT score, error) = {k['tau_paper']:+.3f} on {k['n']} trained "
@@ -82,16 +85,18 @@ def paper(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace earlier studies in the results folder."),
     keep_ui: bool = typer.Option(False, "--keep-ui", help="Leave the MLflow server it starts running."),
     verbose: bool = typer.Option(False, "--log", help="Show the INFO logs of every step."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", "-r", help="Studies per strategy, with different "
+                                          "search seeds (default: 5; 3 with --quick)."),
 ) -> None:
-    """Run every strategy of the paper's table 1, retrain each winner, compare them (MLflow + files)."""
+    """Run every strategy of the paper's table 1 R times, retrain each winner, compare them (MLflow + files)."""
     from hpsearch.bench import BenchmarkSettings, run_paper_benchmark
 
     _quiet(verbose)
     console = _console()
     settings = BenchmarkSettings(out=out, quick=quick, strategies=tuple(strategies) if strategies else None,
                                  experiments_dir=experiments, mlflow_experiment=mlflow_experiment, address=address,
-                                 overwrite=overwrite, keep_server=keep_ui)
-    console.print(f"benchmark: {', '.join(settings.names)} -> {out}", style="bold")
+                                 overwrite=overwrite, keep_server=keep_ui, repeats=repeats)
+    console.print(f"benchmark: {', '.join(settings.names)}, {settings.n_repeats} repeats each -> {out}", style="bold")
     report = run_paper_benchmark(settings)
     print_report(report, console)
     _print_server(report, out, console)

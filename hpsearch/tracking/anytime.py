@@ -1,0 +1,83 @@
+"""The anytime plot of repeated studies: best validation error so far against cumulative compute.
+
+One line per strategy: the median over repeats of the best validation error found so far, on a
+common log grid of search compute, with the band between the lowest and highest repeat; at the
+right, the retrained winners' test error (median with its bootstrap 95% CI) as a dot. The line
+is what the search saw (validation), the dot what was reported (test, retrained).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpsearch.tracking.plots import _pyplot
+
+
+def best_so_far(core_seconds: Sequence[float], errors: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(cumulative compute, best finite error so far) of one study's trials in their order."""
+    cost = np.cumsum(np.nan_to_num(np.asarray(core_seconds, dtype=float)))
+    error = np.asarray(errors, dtype=float)
+    best = np.fmin.accumulate(np.where(np.isfinite(error), error, np.inf))
+    return cost, best
+
+
+def _on_grid(cost: np.ndarray, best: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Step function `best` (changes at `cost`) read at `grid`; NaN before the first finite value."""
+    index = np.searchsorted(cost, grid, side="right") - 1
+    values = np.where(index >= 0, best[np.clip(index, 0, None)], np.inf)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def plot_anytime(strategies: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Figure 3 over repeats. Each strategy: ``{"strategy": str, "runs": [(core_seconds, val_errors), ...],
+    "test": (median, low, high) or None}``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    finals = [c for s in strategies for cost, _ in s["runs"] for c in [float(np.nansum(cost))] if c > 0]
+    lowest = [float(np.nanmin(np.asarray(cost, dtype=float)[np.asarray(cost, dtype=float) > 0]))
+              for s in strategies for cost, _ in s["runs"] if np.any(np.asarray(cost, dtype=float) > 0)]
+    if not finals:
+        ax.text(0.5, 0.5, "no finished trials", ha="center", transform=ax.transAxes)
+    else:
+        grid = np.geomspace(max(min(lowest), 1e-3), max(finals), 200)
+        for number, study in enumerate(strategies):
+            color = f"C{number % 10}"
+            curves = [_on_grid(*best_so_far(cost, errors), grid) for cost, errors in study["runs"]]
+            if not curves:
+                continue
+            stack = np.vstack(curves)
+            seen = np.isfinite(stack).any(axis=0)
+            with np.errstate(all="ignore"):
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    median = np.nanmedian(stack, axis=0)
+                    low, high = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
+            n = len(curves)
+            ax.plot(grid[seen], median[seen], color=color, label=f"{study['strategy']} (validation, {n} repeats)")
+            ax.fill_between(grid[seen], low[seen], high[seen], color=color, alpha=0.15, linewidth=0)
+            spent = [float(np.nansum(cost)) for cost, _ in study["runs"]]
+            if len(spent) == 1 or len(set(spent)) == 1:  # a training-free search: one point, not a line
+                ax.plot([spent[0]], [median[seen][-1]] if seen.any() else [np.nan], "s", color=color, ms=6)
+            test = study.get("test")
+            if test is not None and np.isfinite(test[0]):
+                x = float(np.median(spent))
+                ax.errorbar([x], [test[0]], yerr=[[test[0] - test[1]], [test[2] - test[0]]], fmt="o", mfc="white",
+                            color=color, capsize=4)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("cumulative search compute (core-seconds)")
+    ax.set_ylabel("band-energy error (meV/atom)")
+    ax.set_title("Best validation error so far: median over repeats, band min-max\n"
+                 "open dots: retrained winner's test error, median [95% CI]", fontsize=10)
+    if finals:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

@@ -133,6 +133,9 @@ class StudyResult:
     retrain_gpu_seconds: float = 0.0
     #: what selected: the Tune metric of the experiment's ``objective``
     objective_metric: str = METRIC
+    #: wall seconds per phase of the last run (ray_start_s, data_placement_s, setup_s, search_s,
+    #: results_s, retrains_s, tracking_end_s)
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def best_error_mev_per_atom(self) -> float | None:
@@ -193,7 +196,7 @@ class StudyResult:
             "test_errors_mev_per_atom": self.test_errors_mev_per_atom,
             "status_counts": self.counts(), "search_core_s": self.core_seconds, "search_gpu_s": self.gpu_seconds,
             "retrain_core_s": self.retrain_core_seconds, "retrain_gpu_s": self.retrain_gpu_seconds,
-            "wall_seconds": self.wall_seconds, "results_dir": str(self.results_dir),
+            "wall_seconds": self.wall_seconds, "phases": self.phases, "results_dir": str(self.results_dir),
             "final": self.final.to_dict() if self.final is not None and hasattr(self.final, "to_dict") else self.final,
         }
 
@@ -222,7 +225,7 @@ class StudyResult:
             test_errors_mev_per_atom=list(data.get("test_errors_mev_per_atom") or []),
             retrain_core_seconds=float(data.get("retrain_core_s") or 0.0),
             retrain_gpu_seconds=float(data.get("retrain_gpu_s") or 0.0),
-            objective_metric=data.get("objective_metric", METRIC),
+            objective_metric=data.get("objective_metric", METRIC), phases=dict(data.get("phases") or {}),
         )
 
     def summary(self) -> str:

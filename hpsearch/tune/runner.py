@@ -8,13 +8,14 @@ The study folder (``config.results_dir``, default ``./results/<name>``) holds
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,14 +163,16 @@ def _trainable(settings: TrialSettings) -> Any:
     return tune.with_parameters(run_trial, settings=settings)
 
 
-def _finish(config: ExperimentConfig, grid: ResultGrid, wall_seconds: float, data: StudyData) -> StudyResult:
+def _finish(config: ExperimentConfig, grid: ResultGrid, wall_seconds: float, data: StudyData,
+            phases: Phases) -> StudyResult:
     """Save the result, retrain the winner (``retrains``) as Ray tasks, close the study in MLflow."""
     started = time.perf_counter()
-    result = StudyResult.from_frame(
-        config.name, trials_frame(grid), config.hyperparameter_defaults(), config.resources.as_tune(),
-        wall_seconds, config.results_dir, objective_metric=config.context().metric,
-    )
-    result.save()
+    with phases("results_s"):
+        result = StudyResult.from_frame(
+            config.name, trials_frame(grid), config.hyperparameter_defaults(), config.resources.as_tune(),
+            wall_seconds, config.results_dir, objective_metric=config.context().metric,
+        )
+        result.save()
     logger.info("%s", result.summary())
     final, kept = None, None
     if config.retrains and result.best_config is not None:
@@ -179,20 +182,45 @@ def _finish(config: ExperimentConfig, grid: ResultGrid, wall_seconds: float, dat
         else:
             logger.info("retraining the winner %d times with new seeds as Ray tasks; each is tested once on %s",
                         config.retrains, ", ".join(data.test_names))
-            final, kept = retrain_winner(config, result.best_config, data.settings, list(data.test_names),
-                                         config.results_dir, config.retrains)
+            with phases("retrains_s"):
+                final, kept = retrain_winner(config, result.best_config, data.settings, list(data.test_names),
+                                             config.results_dir, config.retrains)
             result.set_final(final)
             logger.info("winner retrained: test error %.4g ± %.2g meV/atom over %d seeds (%.1f core-s)",
                         final.test_mean, final.test_std, config.retrains, final.core_seconds)
-    result.wall_seconds += time.perf_counter() - started
-    result.save()
     tracker = study_tracker(config, config.results_dir)
     if tracker is not None:
-        left = log_study_end(tracker, result, final, kept)
+        with phases("tracking_end_s"):
+            left = log_study_end(tracker, result, final, kept)
         if left:
             logger.warning("%d MLflow operations are waiting in %s: `hpsearch tracking sync` them later",
                            left, tracker.folder)
+    result.wall_seconds += time.perf_counter() - started
+    result.phases = dict(phases.seconds)
+    result.save()
     return result
+
+
+class Phases:
+    """Wall seconds per phase of a study (Ray start, data placement, search, retrains, tracking ...).
+
+    Example::
+
+        phases = Phases()
+        with phases("search_s"):
+            tuner.fit()
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
 def _tracking_callbacks(config: ExperimentConfig, settings: TrialSettings) -> list[Callback]:
@@ -230,30 +258,35 @@ def run_study(
         )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CONFIG_FILE).write_text(config.model_dump_json(indent=2) + "\n")
-    ensure_ray(address)
-    check_resources(config, local=address is None)
+    phases = Phases()
+    with phases("ray_start_s"):
+        ensure_ray(address)
+        check_resources(config, local=address is None)
     started = time.perf_counter()
-    data = prepare_trials(config)
+    with phases("data_placement_s"):
+        data = prepare_trials(config)
     settings = data.settings
-    tuner = build_tuner(
+    with phases("setup_s"):
+        tuner = build_tuner(
         _trainable(settings), strategy, name=TUNE_DIR, storage_path=folder, scheduler=scheduler,
         max_trials=config.budget.max_trials, max_concurrent=config.budget.max_concurrent,
         resources=config.resources.as_tune(), callbacks=[*callbacks, *_tracking_callbacks(config, settings)],
         max_failures=config.budget.max_failures,
         time_budget_s=config.budget.time_budget_s, interrupt_after_trials=interrupt_after_trials,
-    )
-    return _fit_and_finish(config, tuner, data, started)
+        )
+    return _fit_and_finish(config, tuner, data, started, phases=phases)
 
 
 def _fit_and_finish(config: ExperimentConfig, tuner: Any, data: StudyData, started: float,
-                    earlier_seconds: float = 0.0) -> StudyResult:
+                    earlier_seconds: float = 0.0, phases: Phases | None = None) -> StudyResult:
     """Run the Tuner, then the retrains; the data actors are released afterwards (they are detached)."""
     from hpsearch.tune.shards import release_shards
 
+    phases = phases if phases is not None else Phases()
     try:
-        with sigterm_interrupts():
+        with sigterm_interrupts(), phases("search_s"):
             grid = tuner.fit()
-        return _finish(config, grid, earlier_seconds + time.perf_counter() - started, data)
+        return _finish(config, grid, earlier_seconds + time.perf_counter() - started, data, phases)
     finally:
         if data.settings.placement is not None:
             release_shards(data.settings.placement.key)
@@ -297,6 +330,8 @@ def resume_study(
     check_resources(config, local=address is None)
     earlier = StudyResult.load(folder).wall_seconds if (folder / RESULT_FILE).is_file() else 0.0
     started = time.perf_counter()
-    data = prepare_trials(config)
+    phases = Phases()
+    with phases("data_placement_s"):
+        data = prepare_trials(config)
     tuner = restore_tuner(folder / TUNE_DIR, _trainable(data.settings), resources=config.resources.as_tune())
-    return _fit_and_finish(config, tuner, data, started, earlier)
+    return _fit_and_finish(config, tuner, data, started, earlier, phases)

@@ -62,7 +62,7 @@ class StudyTracker:
         tracker = StudyTracker("http://127.0.0.1:5000", "al298", "tpe", folder="results/al298/tpe")
         tracker.start(params={"strategy": "tpe"}, tags={"hpsearch.version": "0.1.0"})
         tracker.log_trial(TrialRecord("t1", {"width": 64}, "completed", val_error_mev_per_atom=12.3))
-        tracker.finish({"best_band_energy_error_mev_per_atom": 12.3})
+        tracker.finish({"best_val_error_mev_per_atom": 12.3})
     """
 
     def __init__(

@@ -22,7 +22,7 @@ def _record(i: int, epochs: int = 6, status: str = "completed") -> TrialRecord:
     history = [{"epoch": e, "train_loss": 1.0 / (e + 1), "val_loss": 2.0 / (e + 1)} for e in range(epochs)]
     error = 10.0 + i if status == "completed" else None
     return TrialRecord(str(i), {"width": 8 * (i + 1), "activation": "ReLU"}, status,
-                       band_energy_error_mev_per_atom=error, history=history if error else [])
+                       val_error_mev_per_atom=error, history=history if error else [])
 
 
 def _runs(uri: str, experiment: str) -> list:
@@ -37,7 +37,7 @@ def test_hierarchy_history_and_statuses(mlflow_server, tmp_path: Path) -> None:
     for i in range(3):
         tracker.log_trial(_record(i))
     tracker.log_trial(_record(3, status="pruned"))
-    assert tracker.finish({"best_band_energy_error_mev_per_atom": 10.0}) == 0
+    assert tracker.finish({"best_val_error_mev_per_atom": 10.0}) == 0
 
     runs = _runs(mlflow_server.url, "hier")
     parents = [r for r in runs if r.data.tags.get("hpsearch.role") == "study"]
@@ -51,7 +51,7 @@ def test_hierarchy_history_and_statuses(mlflow_server, tmp_path: Path) -> None:
     done = [c for c in children if c.data.tags["hpsearch.status"] == "completed"][0]
     history = client.get_metric_history(done.info.run_id, "val_loss")
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == list(range(6))
-    assert parents[0].data.metrics["best_band_energy_error_mev_per_atom"] == 10.0
+    assert parents[0].data.metrics["best_val_error_mev_per_atom"] == 10.0
     artifacts = [a.path for a in client.list_artifacts(parent_id)]
     assert "exp.yaml" in artifacts
 
@@ -80,7 +80,7 @@ def test_study_survives_server_outage_and_syncs(tmp_path: Path) -> None:
     server.stop()
     for i in range(1, 4):
         tracker.log_trial(_record(i))  # must not raise nor block
-    left = tracker.finish({"best_band_energy_error_mev_per_atom": 10.0})
+    left = tracker.finish({"best_val_error_mev_per_atom": 10.0})
     assert left > 0
     pending = tmp_path / "study" / "mlflow-journal" / "pending.jsonl"
     assert pending.exists()
@@ -115,7 +115,7 @@ def test_comparison_table_from_mlflow(mlflow_server, tmp_path: Path) -> None:
     for strategy, cost, mean in (("tpe", 1000.0, 10.0), ("naswot", 10.0, 14.0)):
         tracker = StudyTracker(mlflow_server.url, "cmp", strategy, tmp_path / strategy)
         tracker.start(params={"strategy": strategy})
-        tracker.finish({"core_seconds": cost, "retrain_mean_mev_per_atom": mean, "retrain_std_mev_per_atom": 1.0})
+        tracker.finish({"search_core_s": cost, "test_error_mev_per_atom": mean, "test_error_std_mev_per_atom": 1.0})
     table = comparison_table(study_runs("cmp", mlflow_server.url))
     speedups = dict(zip(table["strategy"], table["speedup_vs_tpe"]))
     assert speedups == {"tpe": pytest.approx(1.0), "naswot": pytest.approx(100.0)}

@@ -16,7 +16,9 @@ searchers learn from. A stopped trial reports no final metric: the study records
   stop a trial whose best loss is worse than the median of the other trials' running means.
 
 ``max_t`` (epochs) defaults to the fixed ``max_epochs``; give it when ``max_epochs`` is searched
-or ``repeats`` > 1 (then epochs add up across repeats). Any of them composes with any searcher,
+or ``repeats`` > 1 (then epochs add up across repeats). It places the rungs; a training still
+ends at its own ``max_epochs`` (Ray's stop at ``max_t`` is switched off: it would stop a trial
+on its last epoch, before the report that holds its final error). Any of them composes with any searcher,
 and after the NASWOT pruner through its ``then`` option.
 
 Example YAML::
@@ -127,6 +129,7 @@ class AshaPlugin(EpochScheduler):
         return ASHAScheduler(
             time_attr=TIME_ATTR, metric=opts.metric, mode="min", max_t=self.max_t(),
             grace_period=opts.grace_period, reduction_factor=opts.reduction_factor, brackets=opts.brackets,
+            stop_last_trials=False,
         )
 
 
@@ -141,7 +144,7 @@ class HyperbandPlugin(EpochScheduler):
     def make_tune_scheduler(self) -> HyperBandScheduler:
         return HyperBandScheduler(
             time_attr=TIME_ATTR, metric=self.options.metric, mode="min", max_t=self.max_t(),
-            reduction_factor=self.options.reduction_factor,
+            reduction_factor=self.options.reduction_factor, stop_last_trials=False,
         )
 
 

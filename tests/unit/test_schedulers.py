@@ -103,6 +103,8 @@ def test_asha_stops_the_worse_trial_at_the_rung_and_ignores_other_reports() -> N
     assert scheduler.on_trial_result(None, bad, {"epoch": 1, "val_loss": 0.5}) == STOP  # rung 1: worse
     assert scheduler.on_trial_result(None, good, {"epoch": 2, "val_loss": 0.09}) == CONTINUE  # no rung at 2
     assert scheduler.on_trial_result(None, good, {"epoch": 3, "val_loss": 0.08}) == CONTINUE
+    # at max_t the trial goes on to its final report (Ray's stop there would lose the final error)
+    assert scheduler.on_trial_result(None, good, {"epoch": 9, "val_loss": 0.07}) == CONTINUE
     scheduler.on_trial_complete(None, bad, {"epoch": 1, "val_loss": 0.5})
     scheduler.on_trial_complete(None, good, {METRIC: 2.0, "status": "completed"})  # last epoch result used
     assert scheduler.on_trial_result(None, good, {"epochs": 9}) == CONTINUE

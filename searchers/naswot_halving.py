@@ -47,7 +47,13 @@ from ray.tune.search import Searcher
 from hpsearch.config.space import SearchSpace
 from hpsearch.config.strategy import Strategy
 from hpsearch.errors import ConfigError
-from searchers.naswot import NaswotOptions, NaswotSearcher, architecture_candidates, check_budget, validate_architecture_space
+from searchers.naswot import (
+    NaswotOptions,
+    NaswotSearcher,
+    architecture_candidates,
+    check_budget,
+    validate_architecture_space,
+)
 from searchers.naswot_optimized import optimisation_distributions
 
 if TYPE_CHECKING:
@@ -55,8 +61,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Training-free scores the strategy can rank with (a registry of proxies may extend this).
-PROXIES = ("naswot",)
+#: Training-free scores the strategy can rank with; the `proxy` option is checked against these
+#: (only NASWOT's mean score today: score trials compute nothing else).
+KNOWN_PROXIES = ("naswot",)
 DEFAULT_TOP_K = 9
 
 
@@ -76,8 +83,8 @@ class NaswotHalvingOptions(NaswotOptions):
     @field_validator("proxy")
     @classmethod
     def _known_proxy(cls, proxy: str) -> str:
-        if proxy not in PROXIES:
-            raise ValueError(f"proxy {proxy!r} is not available; known: {', '.join(PROXIES)}")
+        if proxy not in KNOWN_PROXIES:
+            raise ValueError(f"proxy {proxy!r} is not available; known: {', '.join(KNOWN_PROXIES)}")
         return proxy
 
     @model_validator(mode="after")

@@ -30,6 +30,13 @@ class TestRandomConformance(SearcherConformance):
     expected_trials = 10
 
 
+class TestRandomWithAshaConformance(TestRandomConformance):
+    """Random search under ASHA in real Tune: trials stopped at epoch 1 still complete into the searcher."""
+
+    scheduler_name = "asha"
+    scheduler_options = {"grace_period": 1, "reduction_factor": 2, "max_t": 2}
+
+
 def _strategy(space: dict, max_trials: int | None = None, seed: int = 0, **options: object):
     cls = load_strategy("random")
     strategy = cls(SearchSpace.model_validate(space), cls.Options(**options),

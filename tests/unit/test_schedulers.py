@@ -141,3 +141,22 @@ def test_pruner_then_asha_prunes_first_then_halves() -> None:
     assert scheduler.on_trial_result(None, a, {"epoch": 1, "val_loss": 0.2, NASWOT_METRIC: 1.0}) == CONTINUE
     assert scheduler.on_trial_result(None, b, {"epoch": 1, "val_loss": 0.7, NASWOT_METRIC: 1.0}) == STOP
     assert "NaswotPruner" in scheduler.debug_string()
+
+
+@pytest.mark.parametrize("folder", ["", "quick"])
+def test_multifidelity_experiment_files_validate_and_share_the_paper_space(folder: str) -> None:
+    from pathlib import Path
+
+    from hpsearch.config.experiment import load_experiment
+
+    root = Path(__file__).resolve().parents[2] / "experiments" / folder
+    tpe = load_experiment(root / "tpe.yaml")
+    for stem, strategy, scheduler in (("tpe-asha", "tpe", "asha"), ("random-asha", "random", "asha"),
+                                      ("naswot-halving", "naswot-halving", None)):
+        config = load_experiment(root / f"{stem}.yaml")
+        made, plugin = validate_experiment(config)
+        assert made.name == strategy and (plugin.name if plugin else None) == scheduler
+        assert config.search_space == tpe.search_space and config.fixed == tpe.fixed
+        assert config.name != tpe.name and config.tracking == tpe.tracking
+    halving = validate_experiment(load_experiment(root / "naswot-halving.yaml"))[0]
+    assert halving.plan() == ([(6, 2), (2, 6), (1, 10)] if folder else [(9, 4), (3, 12), (1, 30)])

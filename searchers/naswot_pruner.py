@@ -7,10 +7,18 @@ estimated at run time (default): the ``quantile`` of the scores of every trial s
 once ``warmup_trials`` scores are known; before that no trial is pruned. A pruned trial reports
 no band-energy error; the study records it as ``pruned`` and TPE learns it as a bad region.
 
+``then`` names a scheduler that takes over the trials the pruner lets train (prune before
+training, then halving): ``asha``, ``hyperband`` or ``median`` with their own options, chained
+by :class:`searchers._chain.ChainedScheduler`.
+
 Example YAML::
 
     strategy: {name: tpe}
     scheduler: {name: naswot-pruner, options: {quantile: 0.5, warmup_trials: 5}}
+    # or, pruned first, then ASHA over the epochs of the trials that train:
+    scheduler:
+      name: naswot-pruner
+      options: {quantile: 0.5, then: {name: asha, options: {grace_period: 2, max_t: 30}}}
 """
 
 from __future__ import annotations
@@ -25,7 +33,10 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, model_validator
 
+from hpsearch.config.registry import load_scheduler
 from hpsearch.config.strategy import NASWOT_METRIC, SchedulerPlugin, StrategyOptions
+from hpsearch.errors import ConfigError
+from searchers._chain import ChainedScheduler
 
 try:
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
@@ -38,6 +49,23 @@ logger = logging.getLogger(__name__)
 REASON_KEY = "naswot_reason"
 
 
+class ThenScheduler(StrategyOptions):
+    """A registered scheduler by name with its options, run after the pruner (not the pruner again)."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self) -> ThenScheduler:
+        if self.name == "naswot-pruner":
+            raise ValueError("then: the naswot-pruner cannot follow itself; name asha, hyperband or median")
+        cls = load_scheduler(self.name)  # ConfigError (a ValueError) listing the known names
+        cls.Options.model_validate(self.options)
+        if cls.trial_flags:
+            raise ValueError(f"then: scheduler {self.name!r} needs trial flags {cls.trial_flags}; it cannot be chained")
+        return self
+
+
 class NaswotPrunerOptions(StrategyOptions):
     """A fixed `threshold`, or a run-time `quantile` of the scores seen after `warmup_trials`."""
 
@@ -46,6 +74,9 @@ class NaswotPrunerOptions(StrategyOptions):
     warmup_trials: int = Field(default=5, ge=1, description="scores needed before the adaptive threshold applies")
     prune_non_finite: bool = Field(
         default=True, description="prune networks without a real score (NaN, infinite, or degenerate: dead units)"
+    )
+    then: ThenScheduler | None = Field(
+        default=None, description="scheduler for the trials that train (e.g. asha), chained after the pruner"
     )
 
     @model_validator(mode="after")
@@ -148,5 +179,26 @@ class NaswotPrunerPlugin(SchedulerPlugin):
     options: NaswotPrunerOptions
     trial_flags: ClassVar[dict[str, Any]] = {"_naswot": True}
 
-    def make_scheduler(self) -> NaswotPruner:
-        return NaswotPruner(self.options)
+    def then(self) -> SchedulerPlugin | None:
+        """The scheduler chained after the pruner (None: the pruner alone)."""
+        then = self.options.then
+        if then is None:
+            return None
+        cls = load_scheduler(then.name)
+        try:
+            options = cls.Options.model_validate(then.options)
+        except ValueError as exc:
+            raise ConfigError(f"naswot-pruner option then ({then.name}): {exc}") from None
+        return cls(options, self.context)
+
+    def validate(self) -> None:
+        then = self.then()
+        if then is not None:
+            then.validate()
+
+    def make_scheduler(self) -> NaswotPruner | ChainedScheduler:
+        pruner = NaswotPruner(self.options)
+        then = self.then()
+        if then is None:
+            return pruner
+        return ChainedScheduler([(pruner, ()), (then.make_scheduler(), ())])

@@ -87,7 +87,7 @@ def test_results_dir_defaults_to_results_slash_name() -> None:
         (_base(search_space={"width": [8, 8]}), r"unique"),
         (_base(strategy={"name": "bayes"}), r"unknown strategy 'bayes'.*grid.*tpe"),
         (_base(strategy={"name": "tpe", "options": {"n_startup": 3}}), r"strategy.*n_startup.*unknown key"),
-        (_base(scheduler={"name": "hyperband"}), r"unknown scheduler 'hyperband'.*naswot-pruner"),
+        (_base(scheduler={"name": "hyperbandd"}), r"unknown scheduler 'hyperbandd'.*asha.*hyperband.*naswot-pruner"),
         (_base(scheduler={"name": "naswot-pruner", "options": {"quantile": 2}}), r"quantile"),
         (_base(fixed={"learnig_rate": 0.1}), r"unknown hyperparameter 'learnig_rate'"),
         (_base(resources={"gpus": 1.5}), r"whole number"),

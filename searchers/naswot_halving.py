@@ -1,0 +1,362 @@
+"""NASWOT top-k, then successive halving over the survivors: a training-free ranking that is right
+on average, corrected by a few cheap trainings.
+
+1. Every architecture of the space is scored without training, in chunked 'score' trials
+   exactly as :mod:`searchers.naswot` does (``proxy``: the training-free score; "naswot" is the
+   one available).
+2. The ``top_k`` best-scored architectures (or the best ``top_fraction`` of them) survive.
+3. Synchronous successive halving: rung 0 trains every survivor for ``min_epochs`` epochs; each
+   following rung keeps the best ``1/reduction_factor`` by the study's objective and trains them
+   for ``reduction_factor`` times more epochs, up to ``max_epochs`` (the last rung, which also
+   comes at once when a single survivor is left). Every rung trains from scratch with
+   ``max_epochs`` set to its budget (the trainable keeps no checkpoints), so the epochs spent are
+   at most ``sum(n_i * r_i)`` over the rungs, e.g. 9x3 + 3x9 + 1x27 = 81 for the defaults.
+4. Optimisation hyperparameters: ``optimisation: fixed`` trains with the fixed settings;
+   ``optimisation: tpe`` lets a seeded Optuna TPE sampler draw them for each rung-0 training
+   (told every rung-0 result); promoted trainings keep their settings.
+
+The winner is the best training of the highest rung that finished one (:attr:`best_config`);
+:attr:`NaswotHalvingSearcher.spent` holds the epochs and trial-seconds spent (scoring included;
+core-seconds are trial-seconds times the CPUs per trial, as in the study's summary). The whole
+state, TPE study included, is saved and restored.
+
+Example YAML::
+
+    strategy:
+      name: naswot-halving
+      options: {top_k: 9, min_epochs: 3, reduction_factor: 3, optimisation: tpe}
+    search_space:
+      n_layers: [1, 2, 3]
+      width: [16, 32, 64, 128]
+      activation: [ReLU, LeakyReLU, Sigmoid, Tanh]
+      learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+    fixed: {max_epochs: 27}
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import warnings
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from pydantic import Field, field_validator, model_validator
+from ray.tune.search import Searcher
+
+from hpsearch.config.space import SearchSpace
+from hpsearch.config.strategy import Strategy
+from hpsearch.errors import ConfigError
+from searchers.naswot import (
+    NaswotOptions,
+    NaswotSearcher,
+    architecture_candidates,
+    check_budget,
+    validate_architecture_space,
+)
+from searchers.naswot_optimized import optimisation_distributions
+
+if TYPE_CHECKING:
+    import optuna
+
+logger = logging.getLogger(__name__)
+
+#: Training-free scores the strategy can rank with; the `proxy` option is checked against these
+#: (only NASWOT's mean score today: score trials compute nothing else).
+KNOWN_PROXIES = ("naswot",)
+DEFAULT_TOP_K = 9
+
+
+class NaswotHalvingOptions(NaswotOptions):
+    """Options of NASWOT top-k followed by successive halving (epochs as the budget)."""
+
+    proxy: str = Field(default="naswot", description="training-free score that ranks the architectures")
+    top_k: int | None = Field(default=None, ge=1, description=f"architectures kept (default {DEFAULT_TOP_K})")
+    top_fraction: float | None = Field(default=None, gt=0, le=1, description="or: this fraction of them kept")
+    min_epochs: int = Field(default=3, ge=1, description="epochs of rung 0")
+    reduction_factor: int = Field(default=3, ge=2, description="keep 1/reduction_factor per rung; epochs x it")
+    max_epochs: int | None = Field(default=None, ge=1, description="epochs of the last rung; default fixed max_epochs")
+    optimisation: Literal["fixed", "tpe"] = Field(default="fixed", description="fixed settings, or drawn by TPE")
+    n_startup_trials: int = Field(default=4, ge=0, description="random draws before TPE models (tpe only)")
+    multivariate: bool = True
+
+    @field_validator("proxy")
+    @classmethod
+    def _known_proxy(cls, proxy: str) -> str:
+        if proxy not in KNOWN_PROXIES:
+            raise ValueError(f"proxy {proxy!r} is not available; known: {', '.join(KNOWN_PROXIES)}")
+        return proxy
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> NaswotHalvingOptions:
+        if self.top_k is not None and self.top_fraction is not None:
+            raise ValueError(f"give top_k ({self.top_k}) or top_fraction ({self.top_fraction}), not both")
+        if self.max_epochs is not None and self.min_epochs > self.max_epochs:
+            raise ValueError(f"min_epochs {self.min_epochs} exceeds max_epochs {self.max_epochs}")
+        return self
+
+    def n_survivors(self, n_scored: int) -> int:
+        """Architectures kept out of `n_scored` (at least one when any was scored)."""
+        if self.top_fraction is not None:
+            wanted = math.ceil(self.top_fraction * n_scored)
+        else:
+            wanted = self.top_k if self.top_k is not None else DEFAULT_TOP_K
+        return min(max(wanted, 1), n_scored)
+
+
+def rung_plan(n_survivors: int, min_epochs: int, max_epochs: int, eta: int) -> list[tuple[int, int]]:
+    """(trainings, epochs) of each rung when no training fails: sizes // eta, epochs x eta, the
+    last rung at `max_epochs` (at once when one survivor is left)."""
+    plan: list[tuple[int, int]] = []
+    n, epochs = n_survivors, min(min_epochs, max_epochs)
+    while n > 0:
+        plan.append((n, epochs))
+        if epochs >= max_epochs:
+            break
+        n = max(1, n // eta)
+        epochs = max_epochs if n == 1 else min(epochs * eta, max_epochs)
+    return plan
+
+
+class NaswotHalvingSearcher(NaswotSearcher):
+    """Score trials, then successive halving of the top-k; see the module docstring."""
+
+    def __init__(self, space: SearchSpace, options: NaswotHalvingOptions, *, max_epochs: int,
+                 max_concurrent: int = 1, seed: int = 0, metric: str, mode: str) -> None:
+        self._max_epochs = max_epochs
+        self._max_concurrent = max(1, max_concurrent)
+        self._study: optuna.Study | None = None
+        super().__init__(space, options, seed=seed, metric=metric, mode=mode)
+
+    @property
+    def _halving(self) -> NaswotHalvingOptions:
+        return cast(NaswotHalvingOptions, self._options)
+
+    def _fingerprint(self) -> str:
+        return f"{super()._fingerprint()}-{self._max_epochs}"
+
+    def _initial_state(self) -> dict[str, Any]:
+        state = super()._initial_state()
+        state.update(survivors=[], rung=0, alive=[], rung_queue=[], budgets=[], values=[],
+                     epochs_spent=0, trial_seconds=0.0, score_trials=0, trainings=0, study=None)
+        return state
+
+    # -- phases --------------------------------------------------------------------------------
+    def _phase_config(self, trial_id: str) -> dict[str, Any] | str | None:
+        state = self._state
+        if state["phase"] == "score":
+            if state["pending"]:
+                return None
+            self._select_survivors()
+            state["phase"] = "halving" if state["survivors"] else "done"
+        if state["phase"] == "halving":
+            config = self._halving_config(trial_id)
+            if config != Searcher.FINISHED:
+                return config
+            state["phase"] = "done"
+            spent = self.spent
+            logger.info("naswot-halving: %d score trials and %d trainings, %d epochs, %.1f trial-seconds",
+                        spent["score_trials"], spent["trainings"], spent["epochs"], spent["trial_seconds"])
+        return Searcher.FINISHED
+
+    def _select_survivors(self) -> None:
+        state = self._state
+        valid = sorted(((s, i) for i, s in enumerate(state["scores"]) if s is not None), key=lambda x: (-x[0], x[1]))
+        if not valid:
+            logger.error("naswot-halving: no architecture got a valid score; nothing to train")
+            return
+        keep = self._halving.n_survivors(len(valid))
+        state["survivors"] = [{"arch": dict(state["candidates"][i]), "settings": {}, "tpe_number": None}
+                              for _, i in valid[:keep]]
+        state["best"] = valid[0][1]
+        state.update(rung=0, alive=list(range(keep)), rung_queue=list(range(keep)),
+                     budgets=[min(self._halving.min_epochs, self._max_epochs)], values=[{}])
+        logger.info("naswot-halving: kept the %d best of %d scored architectures (score %.6g to %.6g)",
+                    keep, len(valid), valid[0][0], valid[keep - 1][0])
+
+    def _halving_config(self, trial_id: str) -> dict[str, Any] | str | None:
+        state = self._state
+        if state["rung_queue"]:
+            tpe_first = self._halving.optimisation == "tpe" and state["rung"] == 0
+            if tpe_first and len(state["pending"]) >= self._max_concurrent:
+                return None  # TPE asks only as trials can start, so it sees the results it may
+            index = state["rung_queue"].pop(0)
+            if tpe_first:
+                self._ask_settings(index)
+            self._register(trial_id, ("rung", state["rung"], index))
+            return self._rung_config(state["rung"], index)
+        if state["pending"]:
+            return None
+        if self._promote():
+            return self._halving_config(trial_id)
+        return Searcher.FINISHED
+
+    def _promote(self) -> bool:
+        """Start the next rung with the best of this one; False when the halving is over."""
+        state = self._state
+        rung, values = state["rung"], state["values"][state["rung"]]
+        done = sorted((i for i in state["alive"] if values.get(i) is not None),
+                      key=lambda i: (self.sort_key(values[i]), i))
+        budget = state["budgets"][rung]
+        if budget >= self._max_epochs or not done:
+            return False
+        eta = self._halving.reduction_factor
+        n_next = max(1, len(state["alive"]) // eta)
+        keep = done[:n_next]
+        next_budget = self._max_epochs if len(keep) == 1 else min(budget * eta, self._max_epochs)
+        state.update(rung=rung + 1, alive=keep, rung_queue=list(keep))
+        state["budgets"].append(next_budget)
+        state["values"].append({})
+        logger.info("naswot-halving: rung %d: %d trainings of %d epochs", rung + 1, len(keep), next_budget)
+        return True
+
+    def _rung_config(self, rung: int, index: int) -> dict[str, Any]:
+        survivor = self._state["survivors"][index]
+        return {**survivor["arch"], **survivor["settings"], "max_epochs": self._state["budgets"][rung],
+                "_kind": "train", "_phase": f"rung-{rung}"}
+
+    def _complete(self, info: Any, value: float | None, result: dict[str, Any] | None) -> None:
+        result = result or {}
+        seconds = result.get("trial_seconds", result.get("time_total_s"))
+        if isinstance(seconds, (int, float)) and math.isfinite(seconds):
+            self._state["trial_seconds"] += float(seconds)
+        if info[0] != "rung":
+            self._state["score_trials"] += 1
+            super()._complete(info, value, result)
+            return
+        _, rung, index = info
+        state = self._state
+        state["values"][rung][index] = value
+        state["trainings"] += 1
+        epochs = result.get("epochs", result.get("epoch"))
+        if isinstance(epochs, int) and not isinstance(epochs, bool):
+            state["epochs_spent"] += epochs
+        if rung == 0 and self._halving.optimisation == "tpe":
+            self._tell(state["survivors"][index]["tpe_number"], value)
+        self._record(f"rung-{rung}", self._rung_config(rung, index), value)
+
+    # -- the TPE sampler of the optimisation settings ------------------------------------------
+    def _get_study(self) -> optuna.Study:
+        if self._study is None:
+            import optuna  # noqa: PLC0415
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                sampler = optuna.samplers.TPESampler(
+                    seed=self._seed, n_startup_trials=self._halving.n_startup_trials,
+                    multivariate=self._halving.multivariate, constant_liar=True,
+                )
+            direction = "minimize" if self._objective_mode == "min" else "maximize"
+            self._study = optuna.create_study(sampler=sampler, direction=direction)
+        return self._study
+
+    def _ask_settings(self, index: int) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna's experimental / independent-sampling notes
+            trial = self._get_study().ask(optimisation_distributions(self._space))
+        survivor = self._state["survivors"][index]
+        survivor.update(settings=dict(trial.params), tpe_number=trial.number)
+
+    def _tell(self, number: int | None, value: float | None) -> None:
+        import optuna  # noqa: PLC0415
+
+        if number is None:
+            return
+        study = self._get_study()
+        if value is None:
+            study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        else:
+            study.tell(number, value, skip_if_finished=True)
+
+    def _before_save(self) -> None:
+        self._state["study"] = None if self._study is None else pickle.dumps(self._study)
+
+    def _after_restore(self) -> None:
+        raw = self._state.get("study")
+        self._study = None if raw is None else pickle.loads(raw)
+
+    # -- results -------------------------------------------------------------------------------
+    @property
+    def spent(self) -> dict[str, Any]:
+        """Epochs trained, trial-seconds (scoring included), score trials and trainings so far."""
+        state = self._state
+        return {"epochs": state["epochs_spent"], "trial_seconds": state["trial_seconds"],
+                "score_trials": state["score_trials"], "trainings": state["trainings"]}
+
+    @property
+    def rungs(self) -> list[dict[str, Any]]:
+        """Per rung: its epochs and {survivor index: objective (None: failed)}."""
+        state = self._state
+        return [{"epochs": b, "values": dict(v)} for b, v in zip(state["budgets"], state["values"])]
+
+    def _best_record(self) -> dict[str, Any] | None:
+        for rung in reversed(range(len(self._state["budgets"]))):
+            records = [r for r in self._state["history"] if r["phase"] == f"rung-{rung}" and r["value"] is not None]
+            if records:
+                return min(records, key=lambda r: self.sort_key(r["value"]))
+        return None
+
+    @property
+    def best_config(self) -> dict[str, Any] | None:
+        """The best training of the highest rung that finished one (its max_epochs included)."""
+        best = self._best_record()
+        return None if best is None else {k: v for k, v in best["config"].items() if not k.startswith("_")}
+
+    @property
+    def best_value(self) -> float | None:
+        best = self._best_record()
+        return None if best is None else best["value"]
+
+
+class NaswotHalvingStrategy(Strategy):
+    """NASWOT ranks every architecture; successive halving trains the top-k on growing budgets."""
+
+    name = "naswot-halving"
+    description = "NASWOT top-k, then successive halving over the survivors (epochs as the budget)."
+    Options = NaswotHalvingOptions
+    options: NaswotHalvingOptions
+
+    def max_epochs(self) -> int:
+        if self.options.max_epochs is not None:
+            return self.options.max_epochs
+        fixed = self.context.fixed.get("max_epochs")
+        if isinstance(fixed, bool) or not isinstance(fixed, int) or fixed < 1:
+            raise ConfigError(f"naswot-halving needs the epochs of its last rung: give options.max_epochs or a "
+                              f"whole number in fixed.max_epochs (got {fixed!r})")
+        return fixed
+
+    def plan(self) -> list[tuple[int, int]]:
+        """(trainings, epochs) per rung when no training fails."""
+        n_scored = len(architecture_candidates(self.space, self.options.max_candidates, self.context.seed))
+        eta = self.options.reduction_factor
+        return rung_plan(self.options.n_survivors(n_scored), self.options.min_epochs, self.max_epochs(), eta)
+
+    def validate(self) -> None:
+        validate_architecture_space(self.space, self.name)
+        if "max_epochs" in self.space.names:
+            raise ConfigError("naswot-halving sets max_epochs itself (the rung budgets): remove max_epochs from "
+                              "the search space and give options.min_epochs / options.max_epochs instead")
+        max_epochs = self.max_epochs()
+        if self.options.min_epochs > max_epochs:
+            raise ConfigError(f"naswot-halving: min_epochs {self.options.min_epochs} exceeds max_epochs {max_epochs}")
+        optimisation = self.space.subset("optimisation")
+        if self.options.optimisation == "tpe" and optimisation is None:
+            raise ConfigError(f"naswot-halving with optimisation: tpe needs optimisation hyperparameters in the "
+                              f"search space {self.space.names} (learning_rate, batch_size, ...): add some, or use "
+                              "optimisation: fixed")
+        if self.options.optimisation == "tpe":
+            optimisation_distributions(self.space)
+        elif optimisation is not None:
+            logger.warning("naswot-halving trains with the fixed settings; %s of the search space are not searched "
+                           "(use optimisation: tpe)", optimisation.names)
+        n_score = math.ceil(len(architecture_candidates(self.space, self.options.max_candidates, self.context.seed))
+                            / self.options.chunk_size)
+        plan = self.plan()
+        n_train = sum(n for n, _ in plan)
+        check_budget(self.name, n_score + n_train, self.context.max_trials,
+                     f"{n_score} score trials + {n_train} trainings in rungs {plan}")
+
+    def make_searcher(self) -> NaswotHalvingSearcher:
+        return NaswotHalvingSearcher(self.space, self.options, max_epochs=self.max_epochs(),
+                                     max_concurrent=self.context.max_concurrent, seed=self.context.seed,
+                                     metric=self.context.metric, mode=self.context.mode)

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Experiment files (stems) of the full benchmark, in the order they run.
-PAPER_STRATEGIES = ("naswot", "naswot-optimized", "tpe-pruner", "oat", "direct", "tpe")
+#: Experiment files (stems) of the full benchmark, in the order they run: the paper's six, then
+#: the multi-fidelity peers and the proxy-guided hybrid.
+PAPER_STRATEGIES = ("naswot", "naswot-optimized", "tpe-pruner", "oat", "direct", "tpe",
+                    "random-asha", "tpe-asha", "naswot-halving")
 #: The short comparison of ``hpsearch demo`` (``experiments/quick/``).
 QUICK_STRATEGIES = ("naswot", "tpe-pruner", "oat", "tpe")
 #: How each file's strategy is named in the table (the reference of the speed-up is "tpe").
@@ -39,6 +41,9 @@ LABELS = {
     "oat": "oat",
     "naswot": "naswot (fixed)",
     "naswot-optimized": "naswot (optimized)",
+    "random-asha": "random + asha",
+    "tpe-asha": "tpe + asha",
+    "naswot-halving": "naswot-halving",
 }
 REFERENCE = "tpe"
 SERVER_FILE = "server.json"
@@ -72,7 +77,7 @@ class BenchmarkSettings:
     strategy_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     repeats: int | None = None
     #: the strategies (labels) every other is compared with, repeat by repeat
-    references: tuple[str, ...] = ("tpe",)
+    references: tuple[str, ...] = ("tpe", "tpe + asha")
 
     @property
     def n_repeats(self) -> int:

@@ -31,8 +31,8 @@ COLUMNS = (
 def trial_status(metrics: dict[str, Any], errored: bool) -> tuple[str, str]:
     """(status, reason) of a finished trial from its last result.
 
-    A training trial whose last result has a NASWOT score and no error was stopped by the
-    pruner before training: ``pruned``.
+    A training trial whose last result has a NASWOT score, no error and no epoch was stopped by
+    the pruner before training: ``pruned``; one stopped after some epochs (e.g. by ASHA): ``stopped``.
     """
     if errored:
         return "failed", "the trial raised; see its error file in the Tune folder"
@@ -40,7 +40,7 @@ def trial_status(metrics: dict[str, Any], errored: bool) -> tuple[str, str]:
         return "not run", ""
     if "status" in metrics:
         return str(metrics["status"]), str(metrics.get("reason") or "")
-    if NASWOT_METRIC in metrics and METRIC not in metrics:
+    if NASWOT_METRIC in metrics and METRIC not in metrics and "epoch" not in metrics:
         degenerate = metrics.get("naswot_reason")
         return "pruned", f"degenerate NASWOT score: {degenerate}" if degenerate else "NASWOT score below the threshold"
     return "stopped", "stopped before it finished"
@@ -158,6 +158,7 @@ class StudyResult:
         """Best = lowest objective (validation) among completed training trials; compute = trial time x resources."""
         done = trials[(trials["kind"] == "train") & (trials["status"] == "completed")]
         done = done[done[objective_metric].notna() & done[METRIC].notna()] if not done.empty else done
+        done = _highest_rung(done)
         best_config, best_error, best_id = None, None, None
         if not done.empty:
             best = done.loc[done[objective_metric].idxmin()]
@@ -240,6 +241,17 @@ class StudyResult:
                      f"{self.test_error_std_mev_per_atom or 0.0:.2g} meV/atom over {len(self.test_errors_mev_per_atom)} "
                      f"seeds ({self.retrain_core_seconds:.1f} core-s)")
         return text
+
+
+def _highest_rung(done: pd.DataFrame) -> pd.DataFrame:
+    """Multi-fidelity strategies label their trainings ``rung-<n>`` (``_phase``): only trainings of
+    the highest rung that finished one compete, so a short low-rung training never wins."""
+    if done.empty or "phase" not in done:
+        return done
+    rungs = pd.to_numeric(done["phase"].astype(str).str.extract(r"^rung-(\d+)$")[0], errors="coerce")
+    if rungs.notna().any():
+        return done[rungs == rungs.max()]
+    return done
 
 
 def _or_none(value: Any) -> float | None:

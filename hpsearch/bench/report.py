@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from hpsearch.config.strategy import METRIC
@@ -101,6 +102,7 @@ class BenchmarkReport:
     kendall: dict[str, Any] | None
     wall_seconds: float
     runs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    noise: dict[str, Any] = dataclasses.field(default_factory=dict)
     references: list[str] = dataclasses.field(default_factory=list)
     server_url: str | None = None
     server_pid: int | None = None
@@ -144,6 +146,22 @@ def study_rows(results: Mapping[str, Sequence[StudyResult]], labels: Mapping[str
                 "trials": len(result.trials),
             })
     return pd.DataFrame(rows)
+
+
+def noise_floor(results: Mapping[str, Sequence[StudyResult]]) -> dict[str, Any]:
+    """How much of the spread of test errors is seed noise: the spread over retrain seeds of one
+    architecture (sample std within each study, median over studies) against the spread over the
+    winners of every study (sample std of their mean test errors). A ratio near 1 means the
+    ranking of winners is mostly noise."""
+    within = [float(np.std(e, ddof=1)) for repeats in results.values() for r in repeats
+              for e in [[v for v in r.test_errors_mev_per_atom if math.isfinite(v)]] if len(e) > 1]
+    means = [float(r.test_error_mev_per_atom) for repeats in results.values() for r in repeats
+             if r.test_error_mev_per_atom is not None and math.isfinite(r.test_error_mev_per_atom)]
+    seed_std = float(np.median(within)) if within else math.nan
+    between = float(np.std(means, ddof=1)) if len(means) > 1 else math.nan
+    return {"retrain_seed_std_mev_per_atom": seed_std, "between_winners_std_mev_per_atom": between,
+            "ratio": seed_std / between if between and math.isfinite(between) else math.nan,
+            "n_studies": len(means)}
 
 
 def comparison_over_repeats(runs: pd.DataFrame, references: Sequence[str] = ("tpe",)) -> pd.DataFrame:
@@ -321,7 +339,8 @@ def build_report(results: Mapping[str, Sequence[StudyResult]], experiments: Mapp
     if architectures is not None:
         figures["figure6"] = architectures
     target = check_target(runs) if not runs.empty else None
-    report = BenchmarkReport(table, markdown, folder, figures, target, kendall, wall_seconds, runs, list(references))
+    report = BenchmarkReport(table, markdown, folder, figures, target, kendall, wall_seconds, runs,
+                             noise_floor(results), list(references))
     mlflow_experiment = next(iter(experiments.values()))[0].config.tracking.experiment or "paper"
     summary = _summary(report, results, experiments, uri, mlflow_experiment)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -340,7 +359,7 @@ def _summary(report: BenchmarkReport, results: Mapping[str, Sequence[StudyResult
         "tracking_uri": uri, "mlflow_experiment": mlflow_experiment, "wall_seconds": report.wall_seconds,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()},
         "table": report.table.to_dict("records"), "runs": report.runs.to_dict("records"),
-        "target": report.target.to_dict() if report.target else None,
+        "target": report.target.to_dict() if report.target else None, "noise_floor": report.noise,
         "kendall_tau": report.kendall, "figures": {k: str(v) for k, v in report.figures.items()},
         "studies": {stem: [{"name": r.name, "folder": str(r.results_dir), "best_config": r.best_config,
                             "final": _final(r), "n_trials": len(r.trials), "status_counts": r.counts(),

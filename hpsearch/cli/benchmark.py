@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -51,6 +52,11 @@ def print_report(report: Any, console: Any) -> None:
     console.print("Validation selected every winner; the test errors are the winners' retrains, tested once. "
                   "p: two-sided Wilcoxon signed-rank test of the paired test-error ratios (with R repeats it "
                   "cannot go below 2/2^R).")
+    noise = report.noise
+    if noise and math.isfinite(noise.get("ratio", math.nan)):
+        console.print(f"noise floor: retrain seeds of one architecture spread by {noise['retrain_seed_std_mev_per_atom']:.3g}"
+                      f" meV/atom (median std), the winners of all {noise['n_studies']} studies by "
+                      f"{noise['between_winners_std_mev_per_atom']:.3g} (ratio {noise['ratio']:.2f})")
     if report.kendall is not None:
         k = report.kendall
         console.print(f"figure 5: Kendall tau(NASWOT score, error) = {k['tau_paper']:+.3f} on {k['n']} trained "

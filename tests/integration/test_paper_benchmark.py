@@ -159,3 +159,18 @@ def test_tiny_benchmark_writes_table_figures_and_mlflow(ray_local, mlflow_server
     figures = {Path(a.path).name for a in client.list_artifacts(comparison.info.run_id, "figures")}
     assert {"figure3_error_vs_compute.png", "figure6_architectures.png"} <= figures
     assert comparison.data.metrics["target_passed"] == float(report.target.passed)
+
+
+def test_noise_floor_by_hand() -> None:
+    from types import SimpleNamespace
+
+    from hpsearch.bench.report import noise_floor
+
+    studies = {"a": [SimpleNamespace(test_errors_mev_per_atom=[1.0, 3.0], test_error_mev_per_atom=2.0)],
+               "b": [SimpleNamespace(test_errors_mev_per_atom=[4.0, 8.0], test_error_mev_per_atom=6.0),
+                     SimpleNamespace(test_errors_mev_per_atom=[float("nan")], test_error_mev_per_atom=None)]}
+    noise = noise_floor(studies)  # type: ignore[arg-type]
+    # within: std(1, 3) = sqrt(2), std(4, 8) = sqrt(8); median = (sqrt(2) + sqrt(8)) / 2
+    assert noise["retrain_seed_std_mev_per_atom"] == pytest.approx((2**0.5 + 8**0.5) / 2)
+    assert noise["between_winners_std_mev_per_atom"] == pytest.approx(8**0.5)  # std(2, 6)
+    assert noise["n_studies"] == 2 and noise["ratio"] == pytest.approx(0.75)

@@ -110,11 +110,13 @@ def prepare_trials(config: ExperimentConfig) -> TrialSettings:
 
     store_path = resolve_store(config.dataset.store)
     split = resolve_split(config, store_path)
-    placement = place_shards(store_path, split)
+    dataset = config.dataset
+    placement = place_shards(store_path, split, memory_budget_gb=dataset.memory_budget_gb,
+                             chunk_points=dataset.chunk_points, prefetch=dataset.prefetch_chunks)
     data = get_training_data(store_path, split, placement, device="cpu")
-    _check_naswot_batch(config, data.n_features, int(data.x_train.shape[0]))
+    _check_naswot_batch(config, data.n_features, data.n_train_points)
     logger.info("data: %s, %d features, %d energies, %d training points", store_path, data.n_features,
-                data.n_energies, data.x_train.shape[0])
+                data.n_energies, data.n_train_points)
     return TrialSettings.from_config(config, str(store_path), split, placement)
 
 

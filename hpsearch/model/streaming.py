@@ -99,8 +99,11 @@ def _stager(device: torch.device) -> Callable[[Arrays], tuple[torch.Tensor, torc
 
 def stream_chunks(reader: ChunkReader, names: tuple[str, ...], ranges: Iterable[tuple[int, int]],
                   device: torch.device, prefetch: int = 2) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The point ranges of ``names`` as tensors on ``device``, in order, ``prefetch`` reads ahead
-    and the next chunk staged on the device before the current one is handed out."""
+    """The point ranges of ``names`` as tensors on ``device``, in order, ``prefetch`` reads ahead;
+    on CUDA the next chunk's copy is started before the current one is handed out.
+
+    Memory: ``prefetch + 2`` chunks at most are held at once (read ahead, in use, last one).
+    """
     ranges = iter(ranges)
     pending: deque[Any] = deque()
 
@@ -112,11 +115,16 @@ def stream_chunks(reader: ChunkReader, names: tuple[str, ...], ranges: Iterable[
     for _ in range(max(prefetch, 0) + 1):
         ask()
     stage = _stager(device)
+    ahead = device.type == "cuda"  # stage the next chunk's copy before handing out this one
     ready: tuple[torch.Tensor, torch.Tensor] | None = None
     while pending:
         handle = pending.popleft()
         ask()
         staged = stage(reader.result(handle))
+        del handle  # the reader's buffer can go as soon as nothing maps it
+        if not ahead:
+            yield staged
+            continue
         if ready is not None:
             yield ready
         ready = staged

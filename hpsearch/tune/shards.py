@@ -227,6 +227,8 @@ def place_shards(
         every = tuple([*split.train, *split.validation, *split.test])
         placement = ShardPlacement(key, str(store_path), split, {a: (n, every) for a, n in zip(handles, nodes)},
                                    True, {}, streamed=True, chunk_points=chunk_points, prefetch=prefetch)
+        log.info("each streaming trial holds at most %d chunks of %d points in its node's object store",
+                 prefetch + 2, chunk_points)
     elif replicate:
         handles = {n: node_actor(store_path, split, n) for n in nodes}
         names = [*split.train, *split.validation, *split.test]

@@ -133,3 +133,14 @@ def test_streamed_and_in_memory_give_the_same_losses_in_chunk_order(tall_store: 
     ea = evaluate(a.model, a.scalers, memory.test).band_energy_errors_mev_per_atom
     eb = evaluate(b.model, b.scalers, streamed.test).band_energy_errors_mev_per_atom
     assert eb == pytest.approx(ea, rel=1e-9) and all(math.isfinite(e) for e in ea)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_streamed_chunks_through_pinned_buffers_give_the_in_memory_losses_on_cuda(tall_store: Path) -> None:
+    split = split_snapshots(_names(tall_store), 2, 1, 1)
+    memory = dataclasses.replace(TrainingData.from_store(tall_store, split), chunk_points=4096).to("cuda")
+    streamed = StreamedData.from_store(tall_store, split, chunk_points=4096, device="cuda")
+    spec = NetworkSpec(n_in=memory.n_features, n_out=memory.n_energies, widths=(32,))
+    settings = TrainingSettings(max_epochs=2, batch_size=256, patience=None, seed=4)
+    a, b = train(spec, settings, memory, device="cuda"), train(spec, settings, streamed, device="cuda")
+    assert [h["train_loss"] for h in b.history] == pytest.approx([h["train_loss"] for h in a.history], rel=1e-6)

@@ -220,6 +220,9 @@ def place_shards(
     ray = _require_ray()
     nodes = list(nodes) if nodes else _alive_nodes(ray)
     replicate = n_shards is None if replicate is None else replicate
+    n_names = len([*split.train, *split.validation, *split.test])
+    if n_shards is not None and not 1 <= n_shards <= n_names:
+        raise ConfigError(f"n_shards={n_shards} must be between 1 and the {n_names} snapshots of the split")
     key = shard_key(store_path, split)
     if choose_streaming(store_path, split, memory_budget_gb)[0]:
         handles = {_stream_name(key, n): stream_actor(_stream_name(key, n), n, store_path, split) for n in nodes}
@@ -251,8 +254,6 @@ def _stream_name(key: str, node_id: str) -> str:
 def _place_sharded(ray: Any, key: str, store_path: str | Path, split: Split, nodes: list[str],
                    n_shards: int) -> ShardPlacement:
     names = [*split.train, *split.validation, *split.test]
-    if not 1 <= n_shards <= len(names):
-        raise ConfigError(f"n_shards={n_shards} must be between 1 and the {len(names)} snapshots of the split")
     dealt = [names[i::n_shards] for i in range(n_shards)]
     handles = {}
     for i, part in enumerate(dealt):

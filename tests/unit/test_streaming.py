@@ -144,3 +144,16 @@ def test_streamed_chunks_through_pinned_buffers_give_the_in_memory_losses_on_cud
     settings = TrainingSettings(max_epochs=2, batch_size=256, patience=None, seed=4)
     a, b = train(spec, settings, memory, device="cuda"), train(spec, settings, streamed, device="cuda")
     assert [h["train_loss"] for h in b.history] == pytest.approx([h["train_loss"] for h in a.history], rel=1e-6)
+
+
+def test_dataset_streaming_options_are_validated() -> None:
+    from hpsearch.config.experiment import parse_experiment
+
+    base = {"name": "s", "search_space": {"width": [8]}}
+    config = parse_experiment({**base, "dataset": {"memory_budget_gb": 2.5, "chunk_points": 80000}})
+    assert config.dataset.memory_budget_gb == 2.5 and config.dataset.chunk_points == 80000
+    assert parse_experiment(base).dataset.memory_budget_gb is None  # automatic
+    for bad, key in (({"memory_budget_gb": -1}, "memory_budget_gb"), ({"chunk_points": 10}, "chunk_points"),
+                     ({"prefetch_chunks": 99}, "prefetch_chunks")):
+        with pytest.raises(ConfigError, match=key):
+            parse_experiment({**base, "dataset": bad})

@@ -214,6 +214,8 @@ class StreamedData:
     chunk_points: int = 1 << 16
     prefetch: int = 2
     test: list[StreamedSnapshot] = dataclasses.field(default_factory=list)
+    #: the validation snapshots whole, for band-energy errors on them (read in chunks like ``test``)
+    validation_snapshots: list[StreamedSnapshot] = dataclasses.field(default_factory=list)
     device: torch.device = torch.device("cpu")
     source: str = ""
     _scalers: dict[tuple[str, str], Scalers] = dataclasses.field(default_factory=dict, repr=False)
@@ -258,11 +260,13 @@ class StreamedData:
         n_train = sum(reader.size(n) for n in train)
         moments = streamed_pair_moments(reader.request(train, a, b) for a, b in chunk_ranges(n_train, MOMENT_BLOCK_ROWS))
         x0, y0 = reader.request(train, 0, 1)
-        test = [StreamedSnapshot(reader=reader, n_energies=int(y0.shape[1]), **reader.metadata(n)) for n in split.test]
+        whole = {n: StreamedSnapshot(reader=reader, n_energies=int(y0.shape[1]), **reader.metadata(n))
+                 for n in (*split.validation, *split.test)}
         return cls(reader=reader, train_names=train, validation_names=val, n_train_points=n_train,
                    n_val_points=sum(reader.size(n) for n in val), n_features=int(x0.shape[1]),
                    n_energies=int(y0.shape[1]), train_moments=moments, chunk_points=chunk_points,
-                   test=test, device=torch.device(device), source=str(path))
+                   test=[whole[n] for n in split.test], validation_snapshots=[whole[n] for n in val],
+                   device=torch.device(device), source=str(path))
 
     def train_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Descriptors of single training points, each read on its own (for small batches: NASWOT)."""

@@ -120,6 +120,7 @@ class StreamActor:
                 "n_train": n_train, "n_val": sum(reader.size(n) for n in self.split.validation),
                 "n_features": int(x0.shape[1]), "n_energies": int(y0.shape[1]), "moments": (x_moments, y_moments),
                 "test": [reader.metadata(n) for n in self.split.test],
+                "validation": [reader.metadata(n) for n in self.split.validation],
             }
             log.info("stream layout of %s: %d training points, moments in %.2f s", self.store_path, n_train,
                      time.perf_counter() - t0)
@@ -177,10 +178,11 @@ def streamed_training_data(handle: Any, split: Split, store_path: str, chunk_poi
 
     layout = ray.get(handle.layout.remote())
     reader = ActorReader(handle)
-    test = [StreamedSnapshot(reader=reader, n_energies=layout["n_energies"], **meta) for meta in layout["test"]]
+    test, validation = ([StreamedSnapshot(reader=reader, n_energies=layout["n_energies"], **meta) for meta in layout[part]]
+                        for part in ("test", "validation"))
     return StreamedData(
         reader=reader, train_names=tuple(split.train), validation_names=tuple(split.validation),
         n_train_points=layout["n_train"], n_val_points=layout["n_val"], n_features=layout["n_features"],
         n_energies=layout["n_energies"], train_moments=layout["moments"], chunk_points=chunk_points,
-        prefetch=prefetch, test=test, device=device, source=store_path,
+        prefetch=prefetch, test=test, validation_snapshots=validation, device=device, source=store_path,
     )

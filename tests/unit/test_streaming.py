@@ -133,6 +133,9 @@ def test_streamed_and_in_memory_give_the_same_losses_in_chunk_order(tall_store: 
     ea = evaluate(a.model, a.scalers, memory.test).band_energy_errors_mev_per_atom
     eb = evaluate(b.model, b.scalers, streamed.test).band_energy_errors_mev_per_atom
     assert eb == pytest.approx(ea, rel=1e-9) and all(math.isfinite(e) for e in ea)
+    assert [s.name for s in streamed.validation_snapshots] == list(split.validation)
+    val = evaluate(b.model, b.scalers, streamed.validation_snapshots)
+    assert val.names == list(split.validation) and all(math.isfinite(e) for e in val.band_energy_errors_mev_per_atom)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

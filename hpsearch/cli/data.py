@@ -129,3 +129,33 @@ def descriptors_command(
     replace_descriptors(store, arrays, {"kind": "snap", **options})
     n_features = next(iter(arrays.values())).shape[-1]
     typer.echo(f"replaced descriptors of {len(arrays)} snapshots in {store} ({n_features} features, {options})")
+
+
+@data_app.command("enlarge")
+def enlarge_command(
+    store: Annotated[Path, typer.Argument(help="Snapshot store (HDF5) to enlarge.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Synthetic store to create (HDF5).")],
+    tile: Annotated[str, typer.Option("--tile", help="Supercell repeats along x,y,z, e.g. 4,4,4.")] = "2,2,2",
+    copies: Annotated[int, typer.Option("--copies", help="Translated copies of every supercell.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the copies' translations.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing store.")] = False,
+) -> None:
+    """Write a SYNTHETIC larger store: periodic supercells (and translated copies) of every snapshot.
+
+    Exact symmetries of the source data, no new physics: for testing data paths at scale (streamed
+    training). Every snapshot's provenance and the store's attributes say ``synthetic: true``.
+    """
+    from hpsearch.data.enlarge import enlarge_store
+    from hpsearch.data.store import open_store
+
+    try:
+        repeats = tuple(int(v) for v in tile.split(","))
+    except ValueError:
+        raise ConfigError(f"--tile {tile!r} is not three whole numbers like 4,4,4") from None
+    if len(repeats) != 3:
+        raise ConfigError(f"--tile {tile!r} needs three whole numbers (x,y,z), like 4,4,4")
+    path = enlarge_store(store, output, repeats, copies, seed, overwrite)  # type: ignore[arg-type]
+    with open_store(path) as opened:
+        points = sum(opened.n_points(n) for n in opened.names)
+        typer.echo(f"wrote {len(opened.names)} synthetic snapshots ({points} grid points, "
+                   f"{path.stat().st_size / 1e6:.1f} MB on disk) to {path}")

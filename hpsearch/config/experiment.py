@@ -3,7 +3,7 @@
 Example YAML (every section but ``name`` and ``search_space`` is optional)::
 
     name: be2-tpe
-    dataset: {store: data/be2.h5, split: {train: 2, validation: 1, test: 1}}
+    dataset: {store: data/be2.h5, split: {train: 2, validation: 1, test: 1}, memory_budget_gb: 8}
     search_space:
       n_layers: {type: int, low: 1, high: 3}
       width: [32, 64, 128]
@@ -77,10 +77,19 @@ class SplitConfig(_Section):
 
 
 class DatasetConfig(_Section):
-    """Where the snapshots come from: a store path, or "default" / "small" (generated on first use)."""
+    """Where the snapshots come from: a store path, or "default" / "small" (generated on first use).
+
+    A split whose arrays (float32, train + validation + test) exceed ``memory_budget_gb`` is
+    streamed to the trials in chunks of ``chunk_points`` grid points (``prefetch_chunks`` read
+    ahead) instead of being held in Ray's object store; None: half the object-store memory of the
+    smallest node. The choice is logged when the study starts.
+    """
 
     store: str = "default"
     split: SplitConfig = SplitConfig()
+    memory_budget_gb: float | None = Field(default=None, gt=0, description="None: automatic")
+    chunk_points: int = Field(default=1 << 16, ge=1024, description="grid points per streamed chunk")
+    prefetch_chunks: int = Field(default=2, ge=0, le=16, description="chunks read ahead while training")
 
 
 class PluginConfig(_Section):

@@ -523,6 +523,26 @@ class SnapshotStore:
         group = self._group(name)
         return group["descriptors"][()], group["ldos"][()]
 
+    def n_points(self, name: str) -> int:
+        """Grid points of one snapshot (``nx * ny * nz``), from the array shape alone (no read)."""
+        shape = self._group(name)["descriptors"].shape
+        return int(shape[0] * shape[1] * shape[2])
+
+    def read_rows(self, name: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(descriptors, ldos)`` of the flattened grid points ``start:stop`` (x index slowest),
+        reading only the x-planes that hold them: a chunk of a snapshot too large for memory."""
+        group = self._group(name)
+        descriptors, ldos = group["descriptors"], group["ldos"]
+        per_plane = int(descriptors.shape[1] * descriptors.shape[2])
+        total = per_plane * int(descriptors.shape[0])
+        if not 0 <= start <= stop <= total:
+            raise DataError(f"rows {start}:{stop} are outside the {total} points of snapshot {name!r}")
+        first, last = start // per_plane, -(-stop // per_plane)
+        offset = first * per_plane
+        x = descriptors[first:last].reshape(-1, descriptors.shape[3])[start - offset : stop - offset]
+        y = ldos[first:last].reshape(-1, ldos.shape[3])[start - offset : stop - offset]
+        return x, y
+
     def read(self, name: str) -> Snapshot:
         """One snapshot with its arrays."""
         descriptors, ldos = self.read_arrays(name)

@@ -14,6 +14,8 @@ from hpsearch.model.data import TestSnapshot, TrainingData
 from hpsearch.model.evaluation import Evaluation, RetrainResult, evaluate, retrain
 from hpsearch.model.network import ACTIVATIONS, NetworkSpec, build_network, count_parameters
 from hpsearch.model.scaling import Scalers, ScalingMode, feature_moments, merge_moments
+from hpsearch.model.sources import PointSource
+from hpsearch.model.streaming import StreamedData
 from hpsearch.model.training import (
     EpochCallback,
     LoadedModel,
@@ -31,9 +33,11 @@ __all__ = [
     "Evaluation",
     "LoadedModel",
     "NetworkSpec",
+    "PointSource",
     "RetrainResult",
     "Scalers",
     "ScalingMode",
+    "StreamedData",
     "TestSnapshot",
     "TrainingData",
     "TrainingResult",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ import torch
 
 from hpsearch.errors import DataError
 from hpsearch.model.scaling import Moments, Scalers, ScalingMode
+from hpsearch.model.sources import chunked_permutation
 
 if TYPE_CHECKING:
     from hpsearch.data.splits import Split
@@ -65,6 +66,19 @@ class TestSnapshot:
     n_atoms: int
     temperature_k: float
 
+    @property
+    def n_points(self) -> int:
+        return int(self.descriptors.shape[0])
+
+    @property
+    def n_energies(self) -> int:
+        return int(self.ldos.shape[1])
+
+    def chunks(self, size: int, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Consecutive ``(descriptors, ldos)`` slices of at most ``size`` points, moved to ``device``."""
+        for start in range(0, self.n_points, size):
+            yield self.descriptors[start : start + size].to(device), self.ldos[start : start + size].to(device)
+
     def to(self, device: torch.device | str) -> TestSnapshot:
         return dataclasses.replace(self, descriptors=self.descriptors.to(device), ldos=self.ldos.to(device))
 
@@ -84,6 +98,9 @@ class TrainingData:
     #: (descriptor, LDOS) :func:`~hpsearch.model.scaling.feature_moments` of the training points,
     #: when known already (a shard actor computes them once): scalers then need no data pass.
     train_moments: tuple[Moments, Moments] | None = dataclasses.field(default=None, repr=False)
+    #: Epoch order: None shuffles all training points at once; a number of points uses the
+    #: chunk-shuffled order of :func:`~hpsearch.model.sources.chunk_plan`, as the streamed path does.
+    chunk_points: int | None = None
     _scalers: dict[tuple[str, str], Scalers] = dataclasses.field(default_factory=dict, repr=False)
     #: per validation snapshot, in order: :func:`snapshot_metadata` plus ``n_points`` (its rows of
     #: ``x_val``); empty when unknown (then no validation band-energy error can be computed)
@@ -131,8 +148,37 @@ class TrainingData:
         return int(self.y_train.shape[1])
 
     @property
+    def n_train_points(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def n_val_points(self) -> int:
+        return int(self.x_val.shape[0])
+
+    @property
     def device(self) -> torch.device:
         return self.x_train.device
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of unscaled mini-batches: a seeded permutation of all points, or the chunked
+        order (see ``chunk_points``); ``generator`` lives on :attr:`device`."""
+        x, y = self.x_train, self.y_train
+        if self.chunk_points is None:
+            perm = torch.randperm(x.shape[0], generator=generator, device=x.device)
+        else:
+            perm = chunked_permutation(x.shape[0], self.chunk_points, generator).to(x.device)
+        for start in range(0, x.shape[0], batch_size):
+            idx = perm[start : start + batch_size]
+            yield x.index_select(0, idx), y.index_select(0, idx)
+
+    def validation_chunks(self, size: int = 1 << 16) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Every validation point once, in order, ``size`` at a time (views, no copies)."""
+        for start in range(0, self.x_val.shape[0], size):
+            yield self.x_val[start : start + size], self.y_val[start : start + size]
+
+    def train_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Unscaled descriptors of the training points ``rows``."""
+        return self.x_train[rows.to(self.x_train.device)]
 
     def scalers(
         self, descriptor_mode: ScalingMode = "feature-standard", ldos_mode: ScalingMode = "minmax"

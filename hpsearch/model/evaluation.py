@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from hpsearch.errors import DataError
-from hpsearch.model.data import TestSnapshot, TrainingData
+from hpsearch.model.data import TrainingData
 from hpsearch.model.network import NetworkSpec
 from hpsearch.model.scaling import Scalers
+from hpsearch.model.sources import SnapshotPoints
 from hpsearch.model.training import TrainingResult, TrainingSettings, resolve_device, train
 
 __all__ = ["Evaluation", "RetrainResult", "evaluate", "retrain"]
@@ -64,24 +65,23 @@ class RetrainResult:
 
 
 def _predict_dos(
-    model: torch.nn.Module, scalers: Scalers, snap: TestSnapshot, device: torch.device
+    model: torch.nn.Module, scalers: Scalers, snap: SnapshotPoints, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(predicted DOS, reference DOS, LDOS RMSE) of one snapshot; DOS float64 on the CPU (NaN if
     the prediction is not finite)."""
     from hpsearch.physics import dos_from_ldos
 
-    n_e = snap.ldos.shape[1]
+    n_e = snap.n_energies
     sum_pred = torch.zeros(n_e, dtype=torch.float64, device=device)
     sum_true = torch.zeros_like(sum_pred)
     sq = torch.zeros((), dtype=torch.float64, device=device)
-    for start in range(0, snap.descriptors.shape[0], _CHUNK):
-        x = snap.descriptors[start : start + _CHUNK].to(device)
-        y = snap.ldos[start : start + _CHUNK].to(device, torch.float64)
+    for x, y in snap.chunks(_CHUNK, device):
+        y = y.to(torch.float64)
         pred = scalers.inverse_ldos(model(scalers.transform_descriptors(x))).double()
         sum_pred += pred.sum(dim=0)
         sum_true += y.sum(dim=0)
         sq += ((pred - y) ** 2).sum()
-    rmse = math.sqrt(float(sq) / (snap.ldos.shape[0] * n_e))
+    rmse = math.sqrt(float(sq) / (snap.n_points * n_e))
     dos_true = dos_from_ldos(sum_true.cpu()[None, :], snap.voxel_volume_angstrom3)
     if not bool(torch.isfinite(sum_pred).all()):
         return torch.full_like(dos_true, math.nan), dos_true, rmse
@@ -104,7 +104,7 @@ def _band_energies_ev(dos: torch.Tensor, n_electrons: torch.Tensor, grid: object
 
 
 def evaluate(
-    model: torch.nn.Module, scalers: Scalers, test_snapshots: Sequence[TestSnapshot],
+    model: torch.nn.Module, scalers: Scalers, test_snapshots: Sequence[SnapshotPoints],
     device: torch.device | str | None = None,
 ) -> Evaluation:
     """Errors of ``model`` on each test snapshot; each LDOS gets its own self-consistent Fermi level.

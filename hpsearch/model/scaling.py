@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal, get_args
 
 import numpy as np
@@ -19,11 +20,13 @@ import torch
 
 from hpsearch.errors import ConfigError, DataError
 
-__all__ = ["Moments", "ScalingMode", "Scalers", "feature_moments", "merge_moments"]
+__all__ = ["MOMENT_BLOCK_ROWS", "Moments", "ScalingMode", "Scalers", "feature_moments", "merge_moments", "streamed_moments",
+           "streamed_pair_moments"]
 
 ScalingMode = Literal["feature-standard", "standard", "minmax", "feature-minmax", "none"]
 _MODES: tuple[str, ...] = get_args(ScalingMode)
-_CHUNK_ROWS = 1 << 16
+#: rows per block of the moment accumulation (the unit of :func:`streamed_moments`)
+MOMENT_BLOCK_ROWS = 1 << 16
 _TINY = 1e-12
 
 
@@ -60,25 +63,54 @@ def merge_moments(parts: list[Moments]) -> Moments:
     return total
 
 
+def _block_moments(chunk: torch.Tensor) -> Moments:
+    chunk = chunk.to(torch.float64)
+    mean_b = chunk.mean(dim=0)
+    return {
+        "n": torch.tensor(float(chunk.shape[0]), dtype=torch.float64, device=chunk.device),
+        "mean": mean_b, "m2": ((chunk - mean_b) ** 2).sum(dim=0),
+        "min": chunk.amin(dim=0), "max": chunk.amax(dim=0),
+    }
+
+
+def _checked(total: Moments) -> Moments:
+    moments = {k: v.cpu() for k, v in total.items()}
+    if not (torch.isfinite(moments["mean"]).all() and torch.isfinite(moments["m2"]).all()):
+        raise DataError("training data contain NaN or inf values: clean or regenerate the store")
+    return moments
+
+
 def feature_moments(values: np.ndarray | torch.Tensor) -> Moments:
     """Per-feature count, mean, M2 (sum of squared deviations), min and max in float64 (CPU)."""
     data = _as_2d_tensor(values)
     if data.shape[0] == 0:
         raise DataError("cannot fit scalers on zero training points: check the training split")
-    parts = []
-    for start in range(0, data.shape[0], _CHUNK_ROWS):
-        chunk = data[start : start + _CHUNK_ROWS].to(torch.float64)
-        mean_b = chunk.mean(dim=0)
-        parts.append({
-            "n": torch.tensor(float(chunk.shape[0]), dtype=torch.float64, device=chunk.device),
-            "mean": mean_b, "m2": ((chunk - mean_b) ** 2).sum(dim=0),
-            "min": chunk.amin(dim=0), "max": chunk.amax(dim=0),
-        })
-    moments = {k: v.cpu() for k, v in merge_moments(parts).items()}
-    mean, m2 = moments["mean"], moments["m2"]
-    if not (torch.isfinite(mean).all() and torch.isfinite(m2).all()):
-        raise DataError("training data contain NaN or inf values: clean or regenerate the store")
-    return moments
+    return streamed_moments(data[start : start + MOMENT_BLOCK_ROWS] for start in range(0, data.shape[0], MOMENT_BLOCK_ROWS))
+
+
+def streamed_moments(blocks: Iterable[np.ndarray | torch.Tensor]) -> Moments:
+    """:func:`feature_moments` of the rows of ``blocks`` concatenated, one block at a time; blocks
+    of :data:`MOMENT_BLOCK_ROWS` rows give bit for bit the moments of the whole array."""
+    total: Moments | None = None
+    for block in blocks:
+        part = _block_moments(_as_2d_tensor(block))
+        total = part if total is None else _merge(total, part)
+    if total is None:
+        raise DataError("cannot fit scalers on zero training points: check the training split")
+    return _checked(total)
+
+
+def streamed_pair_moments(blocks: Iterable[tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]]) -> tuple[Moments, Moments]:
+    """:func:`streamed_moments` of descriptors and LDOS arriving together as ``(x, y)`` blocks (one pass)."""
+    totals: list[Moments | None] = [None, None]
+    for pair in blocks:
+        for i, block in enumerate(pair):
+            part = _block_moments(_as_2d_tensor(block))
+            before = totals[i]
+            totals[i] = part if before is None else _merge(before, part)
+    if totals[0] is None or totals[1] is None:
+        raise DataError("cannot fit scalers on zero training points: check the training split")
+    return _checked(totals[0]), _checked(totals[1])
 
 
 def _shift_scale(mode: str, mom: Moments) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,13 +24,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from hpsearch.errors import ConfigError, DataError
-from hpsearch.model.data import TrainingData
+from hpsearch.model.sources import PointSource
 from hpsearch.model.network import NetworkSpec, build_network
 from hpsearch.model.scaling import Scalers, ScalingMode
 
 __all__ = [
     "EpochCallback", "LoadedModel", "TrainingResult", "TrainingSettings",
-    "load_model", "resolve_device", "train", "validation_loss",
+    "chunked_loss", "load_model", "resolve_device", "train", "validation_loss",
 ]
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ def _make_scheduler(opt: torch.optim.Optimizer, s: TrainingSettings) -> Any:
 class _Epochs:
     """One training run's mutable state: model, optimiser, RNG and the per-epoch steps."""
 
-    def __init__(self, model: torch.nn.Module, s: TrainingSettings, data: TrainingData, scalers: Scalers) -> None:
+    def __init__(self, model: torch.nn.Module, s: TrainingSettings, data: PointSource, scalers: Scalers) -> None:
         self.model, self.s, self.data, self.scalers = model, s, data, scalers
         self.opt = _make_optimizer(model, s)
         self.scheduler = _make_scheduler(self.opt, s)
@@ -174,25 +174,22 @@ class _Epochs:
     def train_epoch(self) -> float:
         """One pass over the shuffled training points; the mean scaled MSE (one device sync)."""
         self.model.train()
-        x, y, bs = self.data.x_train, self.data.y_train, self.s.batch_size
-        perm = torch.randperm(x.shape[0], generator=self.gen, device=x.device)
-        total = torch.zeros((), dtype=torch.float64, device=x.device)
-        for start in range(0, x.shape[0], bs):
-            idx = perm[start : start + bs]
-            xb = self.scalers.transform_descriptors(x.index_select(0, idx))
-            yb = self.scalers.transform_ldos(y.index_select(0, idx))
+        total = torch.zeros((), dtype=torch.float64, device=self.data.device)
+        for xb, yb in self.data.train_batches(self.s.batch_size, self.gen):
+            xb = self.scalers.transform_descriptors(xb)
+            yb = self.scalers.transform_ldos(yb)
             self.opt.zero_grad(set_to_none=True)
             loss = torch.nn.functional.mse_loss(self.model(xb), yb)
             loss.backward()
             self.opt.step()
-            total += loss.detach() * idx.numel()
+            total += loss.detach() * xb.shape[0]
             if self.first_batch_at is None:
                 float(loss.detach())  # synchronise once, to time the first step honestly
                 self.first_batch_at = time.perf_counter()
-        return float(total) / x.shape[0]
+        return float(total) / self.data.n_train_points
 
     def val_loss(self) -> float:
-        return validation_loss(self.model, self.scalers, self.data.x_val, self.data.y_val)
+        return chunked_loss(self.model, self.scalers, self.data.validation_chunks(), self.data.n_val_points)
 
     def step_schedule(self, val: float) -> None:
         if self.scheduler is None:
@@ -206,16 +203,29 @@ class _Epochs:
 def validation_loss(model: torch.nn.Module, scalers: Scalers, x: torch.Tensor, y: torch.Tensor) -> float:
     """Mean scaled MSE over all points, in chunks, without autograd, on the model's device (chunks
     of ``x`` and ``y`` held elsewhere are moved there)."""
+    chunks = ((x[i : i + _EVAL_CHUNK], y[i : i + _EVAL_CHUNK]) for i in range(0, x.shape[0], _EVAL_CHUNK))
+    return chunked_loss(model, scalers, chunks, int(x.shape[0]))
+
+
+def chunked_loss(model: torch.nn.Module, scalers: Scalers, chunks: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                 n_points: int) -> float:
+    """Mean scaled MSE over ``n_points`` points arriving as unscaled ``(x, y)`` chunks (moved to
+    the model's device), summed in float64 without autograd."""
     model.eval()
     first = next(iter(model.parameters()), None)
-    dev = first.device if first is not None else x.device
-    total = torch.zeros((), dtype=torch.float64, device=dev)
+    total: torch.Tensor | None = None
+    n_energies = 0
     with torch.inference_mode():
-        for start in range(0, x.shape[0], _EVAL_CHUNK):
-            pred = model(scalers.transform_descriptors(x[start : start + _EVAL_CHUNK].to(dev)))
-            diff = pred - scalers.transform_ldos(y[start : start + _EVAL_CHUNK].to(dev))
-            total += (diff.double() ** 2).sum()
-    return float(total) / (x.shape[0] * y.shape[1])
+        for xc, yc in chunks:
+            dev = first.device if first is not None else xc.device
+            pred = model(scalers.transform_descriptors(xc.to(dev)))
+            diff = pred - scalers.transform_ldos(yc.to(dev))
+            part = (diff.double() ** 2).sum()
+            total = part if total is None else total + part
+            n_energies = int(yc.shape[1])
+    if total is None:
+        raise DataError("no validation points to compute a loss on: give the split a validation snapshot")
+    return float(total) / (n_points * n_energies)
 
 
 class _Stopper:
@@ -262,7 +272,7 @@ def _run_epochs(loop: _Epochs, stopper: _Stopper, history: list[dict[str, float]
     return "completed", f"reached max_epochs={s.max_epochs}"
 
 
-def _check_compatible(spec: NetworkSpec, data: TrainingData) -> None:
+def _check_compatible(spec: NetworkSpec, data: PointSource) -> None:
     if (spec.n_in, spec.n_out) != (data.n_features, data.n_energies):
         raise ConfigError(
             f"network maps {spec.n_in} -> {spec.n_out} but the data have {data.n_features} descriptor "
@@ -271,10 +281,13 @@ def _check_compatible(spec: NetworkSpec, data: TrainingData) -> None:
 
 
 def train(
-    spec: NetworkSpec, settings: TrainingSettings, data: TrainingData,
+    spec: NetworkSpec, settings: TrainingSettings, data: PointSource,
     on_epoch: EpochCallback | None = None, device: torch.device | str | None = None,
 ) -> TrainingResult:
     """Train a network of ``spec`` on ``data``; the result holds the weights of the best epoch.
+
+    ``data`` is any :class:`~hpsearch.model.sources.PointSource`: the split in memory
+    (:class:`~hpsearch.model.data.TrainingData`) or streamed (:class:`~hpsearch.model.streaming.StreamedData`).
 
     ``on_epoch(epoch, train_loss, val_loss)`` is called after each finite epoch (losses are scaled
     MSE); returning True stops training. Divergence and out-of-memory end with a status, not an
@@ -304,5 +317,5 @@ def train(
         epochs=len(history), seconds=seconds, spec=spec, settings=settings,
         best_epoch=stopper.best_epoch, best_val_loss=stopper.best,
         first_batch_seconds=(loop.first_batch_at - t0) if loop.first_batch_at else math.nan,
-        points_per_second=len(history) * data.x_train.shape[0] / seconds if seconds > 0 else math.nan,
+        points_per_second=len(history) * data.n_train_points / seconds if seconds > 0 else math.nan,
     )

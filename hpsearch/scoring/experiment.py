@@ -32,6 +32,7 @@ from hpsearch.scoring.study import NaswotErrorStudy, naswot_error_study, score_c
 if TYPE_CHECKING:
     from hpsearch.data.splits import Split
     from hpsearch.model import NetworkSpec, TrainingData, TrainingSettings
+    from hpsearch.model.sources import PointSource
 
 __all__ = ["ArchitectureSpace", "naswot_batch", "run_naswot_study", "sample_architectures"]
 
@@ -76,16 +77,16 @@ def sample_architectures(
     return [everything[int(i)] for i in rows]
 
 
-def naswot_batch(data: TrainingData, settings: TrainingSettings, batch_size: int, seed: int) -> Any:
+def naswot_batch(data: PointSource, settings: TrainingSettings, batch_size: int, seed: int) -> Any:
     """``batch_size`` random training points, scaled as training scales them (float64)."""
     import torch
 
-    n_points = data.x_train.shape[0]
+    n_points = data.n_train_points
     if batch_size > n_points:
         raise ConfigError(f"batch_size={batch_size} exceeds the {n_points} training points")
     rows = np.sort(np.random.default_rng(seed).choice(n_points, size=batch_size, replace=False))
     scalers = data.scalers(settings.descriptor_scaling, settings.ldos_scaling)
-    return scalers.transform_descriptors(data.x_train[torch.from_numpy(rows)].double())
+    return scalers.transform_descriptors(data.train_rows(torch.from_numpy(rows)).double())
 
 
 def _spec_label(spec: NetworkSpec) -> str:

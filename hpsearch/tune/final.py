@@ -89,7 +89,6 @@ def retrain_one(params: dict[str, Any], seed: int, settings: Any, test_names: li
     """One retrain (runs as a Ray task): train on the shard actors' data, evaluate on validation,
     then on the test snapshots read from the store. Returns plain values and the model's state."""
     from hpsearch.model import evaluate, train
-    from hpsearch.model.data import load_snapshots
     from hpsearch.tune.trainable import _device, _training_data, match_threads_to_resources
 
     started = time.perf_counter()
@@ -102,13 +101,24 @@ def retrain_one(params: dict[str, Any], seed: int, settings: Any, test_names: li
     if result.ok:
         out["val_error"] = float(evaluate(result.model, result.scalers, data.validation_snapshots)
                                  .mean_band_energy_error_mev_per_atom)
-        tests = load_snapshots(settings.store_path, test_names)
+        tests = _test_snapshots(settings.store_path, data, test_names)
         out["test_error"] = float(evaluate(result.model, result.scalers, tests).mean_band_energy_error_mev_per_atom)
         out["state"] = result.state()
         if not math.isfinite(out["val_error"]):
             out["status"] = "diverged"
     out["seconds"] = time.perf_counter() - started
     return out
+
+
+def _test_snapshots(store_path: str, data: Any, names: list[str]) -> list[Any]:
+    """The test snapshots as the data path reads: whole in memory, or in chunks when the split streams."""
+    from hpsearch.model.data import load_snapshots
+    from hpsearch.model.streaming import StoreReader, StreamedData, StreamedSnapshot
+
+    if isinstance(data, StreamedData):
+        reader = StoreReader(store_path)
+        return [StreamedSnapshot(reader=reader, n_energies=data.n_energies, **reader.metadata(n)) for n in names]
+    return load_snapshots(store_path, names)
 
 
 def retrain_winner(

@@ -149,7 +149,9 @@ def prepare_trials(config: ExperimentConfig) -> StudyData:
     searched = search_split(split)
     n_features, n_points = _split_shapes(store_path, searched)
     _check_naswot_batch(config, n_features, n_points)
-    placement = place_shards(store_path, searched)
+    dataset = config.dataset
+    placement = place_shards(store_path, searched, memory_budget_gb=dataset.memory_budget_gb,
+                             chunk_points=dataset.chunk_points, prefetch=dataset.prefetch_chunks)
     logger.info("data: %s, %d features, %d training points; %d validation snapshots select, %d test snapshots "
                 "are held out for the retrains", store_path, n_features, n_points, len(split.validation),
                 len(split.test))

@@ -9,7 +9,9 @@ per-process cache (:data:`_CACHE`, keyed by store key, placement and device), so
 (``TuneConfig(reuse_actors=True)``) pays nothing, and a trial never opens the store itself.
 
 Large stores can be split across actors on several nodes (:func:`place_shards`); a trial then
-gathers every shard (Ray fetches remote ones into its node's object store once per node).
+gathers every shard (Ray fetches remote ones into its node's object store once per node). A split
+larger than the memory budget is not held at all: trials stream it chunk by chunk from a stream
+actor on their node (``hpsearch.tune.streaming``).
 
 Example (driver)::
 
@@ -40,6 +42,7 @@ from hpsearch.model.data import (
     TestSnapshot, TrainingData, as_tensor, read_points, snapshot_metadata, validation_metadata,
 )
 from hpsearch.model.scaling import feature_moments, merge_moments
+from hpsearch.model.sources import PointSource
 
 __all__ = [
     "NAMESPACE", "ShardActor", "ShardPlacement", "clear_cache", "get_training_data",
@@ -54,7 +57,7 @@ _ROLES = ("train", "validation", "test")
 _CACHE_SIZE = 4
 #: The one piece of module state: per worker process, TrainingData already assembled, keyed by
 #: (store key, placement, device); least recently used dropped beyond ``_CACHE_SIZE``.
-_CACHE: OrderedDict[tuple[str, str, str], TrainingData] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str, str], PointSource] = OrderedDict()
 
 
 def shard_key(store_path: str | Path, split: Split) -> str:
@@ -82,6 +85,10 @@ class ShardPlacement:
     actors: dict[str, tuple[str, tuple[str, ...]]]
     replicated: bool
     nbytes: dict[str, int] = dataclasses.field(default_factory=dict)  # actor name -> bytes held
+    #: the split exceeds the memory budget: trials stream chunks from stream actors (one per node)
+    streamed: bool = False
+    chunk_points: int = 1 << 16
+    prefetch: int = 2
 
     def by_node(self) -> dict[str, list[str]]:
         """Node id -> snapshot names held on that node."""
@@ -94,6 +101,8 @@ class ShardPlacement:
     def report(self) -> str:
         """One line per node: its snapshots and the megabytes its actors hold."""
         kind = "replicated on every node" if self.replicated else "sharded"
+        if self.streamed:
+            kind = f"streamed in chunks of {self.chunk_points} points, {self.prefetch} prefetched, one reader per node"
         megabytes: dict[str, float] = {}
         for name, (node, _) in self.actors.items():
             megabytes[node] = megabytes.get(node, 0.0) + self.nbytes.get(name, 0) / 1e6
@@ -199,18 +208,34 @@ def _alive_nodes(ray: Any) -> list[str]:
 def place_shards(
     store_path: str | Path, split: Split, nodes: list[str] | None = None,
     n_shards: int | None = None, replicate: bool | None = None,
+    memory_budget_gb: float | None = None, chunk_points: int = 1 << 16, prefetch: int = 2,
 ) -> ShardPlacement:
     """Start the data actors and load them now; returns where each snapshot lives.
 
     By default one replica of the whole split per node (``nodes``: all alive nodes). With
     ``replicate=False`` (or ``n_shards`` given) the snapshots are dealt round-robin to
-    ``n_shards`` actors (default: one per node) placed on ``nodes`` in turn.
+    ``n_shards`` actors (default: one per node) placed on ``nodes`` in turn. A split larger than
+    ``memory_budget_gb`` (None: automatic, see ``hpsearch.tune.streaming``) is streamed instead:
+    one stream actor per node, nothing loaded but the training moments.
     """
+    from hpsearch.tune.streaming import choose_streaming, stream_actor
+
     ray = _require_ray()
     nodes = list(nodes) if nodes else _alive_nodes(ray)
     replicate = n_shards is None if replicate is None else replicate
+    n_names = len([*split.train, *split.validation, *split.test])
+    if n_shards is not None and not 1 <= n_shards <= n_names:
+        raise ConfigError(f"n_shards={n_shards} must be between 1 and the {n_names} snapshots of the split")
     key = shard_key(store_path, split)
-    if replicate:
+    if choose_streaming(store_path, split, memory_budget_gb)[0]:
+        handles = {_stream_name(key, n): stream_actor(_stream_name(key, n), n, store_path, split) for n in nodes}
+        ray.get([h.layout.remote() for h in handles.values()])
+        every = tuple([*split.train, *split.validation, *split.test])
+        placement = ShardPlacement(key, str(store_path), split, {a: (n, every) for a, n in zip(handles, nodes)},
+                                   True, {}, streamed=True, chunk_points=chunk_points, prefetch=prefetch)
+        log.info("each streaming trial holds at most %d chunks of %d points in its node's object store",
+                 prefetch + 2, chunk_points)
+    elif replicate:
         handles = {n: node_actor(store_path, split, n) for n in nodes}
         names = [*split.train, *split.validation, *split.test]
         ray.get([h.payload.remote() for h in handles.values()])
@@ -225,11 +250,13 @@ def place_shards(
     return placement
 
 
+def _stream_name(key: str, node_id: str) -> str:
+    return f"{_PREFIX}-{key}-stream-{node_id[:16]}"
+
+
 def _place_sharded(ray: Any, key: str, store_path: str | Path, split: Split, nodes: list[str],
                    n_shards: int) -> ShardPlacement:
     names = [*split.train, *split.validation, *split.test]
-    if not 1 <= n_shards <= len(names):
-        raise ConfigError(f"n_shards={n_shards} must be between 1 and the {len(names)} snapshots of the split")
     dealt = [names[i::n_shards] for i in range(n_shards)]
     handles = {}
     for i, part in enumerate(dealt):
@@ -281,8 +308,11 @@ def _assemble(payloads: list[dict[str, Any]], split: Split, store_path: str, dev
 
 def get_training_data(
     store_path: str | Path, split: Split, placement: ShardPlacement | None = None, device: Any = None,
-) -> TrainingData:
+) -> PointSource:
     """The split's data inside a trial, served by the node's actor (or gathered from the shards).
+
+    In memory (:class:`TrainingData`) below the memory budget; streamed from the node's stream
+    actor (:class:`~hpsearch.model.streaming.StreamedData`) when the placement says so.
 
     Never reads the store itself: the first call on a node starts the node's actor, which reads it
     once. Cached per worker process, so a reused worker gets the same object back at no cost.
@@ -291,21 +321,35 @@ def get_training_data(
 
     dev = resolve_device(device)
     sharded = placement is not None and not placement.replicated
+    streamed = placement is not None and placement.streamed
     key = placement.key if placement is not None else shard_key(store_path, split)
-    cache_key = (key, "sharded" if sharded else "replica", str(dev))
+    cache_key = (key, "streamed" if streamed else "sharded" if sharded else "replica", str(dev))
     if cache_key in _CACHE:
         _CACHE.move_to_end(cache_key)
         return _CACHE[cache_key]
     ray = _require_ray()
+    if placement is not None and streamed:
+        from hpsearch.tune.streaming import stream_actor, streamed_training_data
+
+        node = ray.get_runtime_context().get_node_id()
+        handle = stream_actor(_stream_name(key, node), node, store_path, split)
+        data: PointSource = streamed_training_data(handle, split, str(store_path), placement.chunk_points,
+                                                   placement.prefetch, dev)
+        _remember(cache_key, data)
+        return data
     if placement is not None and sharded:
         handles = [ray.get_actor(name, namespace=NAMESPACE) for name in placement.actors]
     else:
         handles = [node_actor(store_path, split)]
     data = _fetch(ray, handles, split, str(store_path), dev)
+    _remember(cache_key, data)
+    return data
+
+
+def _remember(cache_key: tuple[str, str, str], data: PointSource) -> None:
     _CACHE[cache_key] = data
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
-    return data
 
 
 def _fetch(ray: Any, handles: list[Any], split: Split, store_path: str, device: Any, tries: int = 3) -> TrainingData:

@@ -84,7 +84,8 @@ def test_node_actor_loads_once_and_serves_every_trial(shards: Any, be2_store: Pa
     first = ray.get(trial.remote(str(be2_store), SPLIT, False))  # starts the node's actor
     results = [first] + ray.get([trial.remote(str(be2_store), SPLIT, fresh) for fresh in (True, False, True)])
     assert all(r["status"] == "completed" and r["points"] == ref.x_train.shape[0] for r in results)
-    assert {r["x_sum"] for r in results} == {float(ref.x_train.double().sum())}
+    # the same points: sums equal up to the reduction order (torch's threads differ between processes)
+    assert all(r["x_sum"] == pytest.approx(float(ref.x_train.double().sum()), rel=1e-12) for r in results)
     info = ray.get(shards.node_actor(be2_store, SPLIT).info.remote())
     assert info["n_loads"] == 1 and info["loaded"]  # one read from disk for four trials
     assert info["node_id"] == ray.get_runtime_context().get_node_id()

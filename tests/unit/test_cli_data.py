@@ -116,3 +116,22 @@ def test_descriptors_recomputed_match_mala(be2_dir: Path, tmp_path: Path) -> Non
         snap = store.read("Be_snapshot0")
         assert snap.descriptors.shape == (18, 18, 27, 14)
         assert snap.descriptor_settings == {**MALA_SNAP_SETTINGS, "twojmax": 4, "rcut": 4.0}
+
+
+def test_enlarge_writes_a_synthetic_supercell_store(be2_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "big.h5"
+    result = runner.invoke(app, ["data", "enlarge", str(be2_store), "-o", str(out), "--tile", "1,1,2", "--copies", "2"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 8 synthetic snapshots (139968 grid points" in result.output
+    with open_store(out) as store, open_store(be2_store) as source:
+        assert store.attrs["synthetic"] is True and store.attrs["source_content_sha256"] == source.content_hash()
+        first, shifted = store.names[0], store.names[4]
+        assert first == "Be_snapshot0-x1x1x2-c0" and shifted == "Be_snapshot0-x1x1x2-c1"
+        x, _ = store.read_arrays(first)
+        x0, _ = source.read_arrays("Be_snapshot0")
+        np.testing.assert_array_equal(x[:, :, :27], x0)
+        np.testing.assert_array_equal(x[:, :, 27:], x0)
+        shift = store.metadata(shifted).provenance["shift_grid_steps"]
+        np.testing.assert_array_equal(store.read_arrays(shifted)[0], np.roll(x, shift, axis=(0, 1, 2)))
+    bad = runner.invoke(app, ["data", "enlarge", str(be2_store), "-o", str(tmp_path / "x.h5"), "--tile", "2,2"])
+    assert bad.exit_code != 0 and isinstance(bad.exception, ConfigError) and "--tile '2,2'" in str(bad.exception)

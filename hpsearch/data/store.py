@@ -45,13 +45,11 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
+from hpsearch.data._h5io import atomic_h5, reading
 from hpsearch.errors import DataError
 from hpsearch.physics import EnergyGrid
 
@@ -302,34 +301,6 @@ def _check_consistent(snap: Snapshot, n_features: int, reference: tuple[Any, ...
 # ----------------------------------------------------------------------------- writing
 
 
-@contextlib.contextmanager
-def _atomic_h5(path: Path) -> Iterator[h5py.File]:
-    """Yield a new HDF5 file that replaces ``path`` only if the block finishes."""
-    temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # mode as for any new file
-    except OSError as exc:
-        raise DataError(f"cannot write a store in {path.parent} ({exc}): choose a writable folder") from exc
-    try:
-        with h5py.File(temp, "w") as handle:
-            yield handle
-        with open(temp, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except BaseException as exc:
-        temp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):  # disk full, file-size limit, quota, I/O error
-            raise DataError(f"writing {path} failed ({exc}); the store is as it was before: free some space "
-                            "or choose another folder") from exc
-        raise
-
-
 def _write_grid(group: h5py.Group, key: str, array: np.ndarray) -> str:
     chunks = (1, *array.shape[1:])
     dataset = group.create_dataset(key, data=array, chunks=chunks, **_COMPRESSION)
@@ -421,7 +392,7 @@ def write_store(path: str | Path, snapshots: Iterable[Snapshot], attrs: Mapping[
         raise DataError(f"store {path} already exists: overwrite it (overwrite=True, CLI --overwrite) or append")
     names: list[str] = []
     hashes: list[str] = []
-    with _atomic_h5(path) as handle:
+    with atomic_h5(path) as handle:
         _add_snapshots(handle, snapshots, names, hashes, None)
         _write_root(handle, names, hashes, attrs or {}, reproducible)
     logger.info("wrote %d snapshots to %s", len(names), path)
@@ -436,7 +407,7 @@ def append_snapshots(path: str | Path, snapshots: Iterable[Snapshot]) -> Path:
         first = store.metadata(old_names[0])
         n_features = int(store._group(old_names[0])["descriptors"].shape[3])
     signature = _signature(first, n_features)
-    with _atomic_h5(path) as handle:
+    with atomic_h5(path) as handle:
         hashes: list[str] = []
         with h5py.File(path, "r", locking=False) as source:
             target = handle.create_group(_GROUP)
@@ -463,7 +434,7 @@ def replace_descriptors(path: str | Path, descriptors: Mapping[str, np.ndarray],
         )
     hashes: list[str] = []
     signature: tuple[Any, ...] | None = None
-    with _atomic_h5(path) as handle, h5py.File(path, "r", locking=False) as source:
+    with atomic_h5(path) as handle, h5py.File(path, "r", locking=False) as source:
         target = handle.create_group(_GROUP)
         for name in names:
             meta = replace(metas[name], descriptor_settings=dict(settings))
@@ -486,24 +457,6 @@ def replace_descriptors(path: str | Path, descriptors: Mapping[str, np.ndarray],
 
 
 # ----------------------------------------------------------------------------- reading
-
-
-_DAMAGE = (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError, OverflowError)
-"""What h5py, numpy and json raise on a truncated or corrupted file."""
-
-
-@contextlib.contextmanager
-def _reading(path: Path, what: str) -> Iterator[None]:
-    """Turn the errors of a damaged file into a DataError that names the file and what was read."""
-    try:
-        yield
-    except DataError:
-        raise
-    except _DAMAGE as exc:
-        raise DataError(
-            f"{path}: cannot read {what}: the file is damaged or not written by hpsearch "
-            f"({type(exc).__name__}: {str(exc)[:200]}); re-create or re-import the store"
-        ) from exc
 
 
 def _check_metadata(path: Path, snap: Snapshot) -> Snapshot:
@@ -558,7 +511,7 @@ class SnapshotStore:
     def names(self) -> list[str]:
         """Snapshot names in the order they were written."""
         if self._names is None:
-            with _reading(self.path, "the snapshot names"):
+            with reading(self.path, "the snapshot names"):
                 names = json.loads(self._handle.attrs["names"])
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or not names:
                 raise DataError(f"{self.path}: the snapshot names {names!r} are not a non-empty list of "
@@ -569,13 +522,13 @@ class SnapshotStore:
     @property
     def attrs(self) -> dict[str, Any]:
         """User attributes given to :func:`write_store`."""
-        with _reading(self.path, "the user attributes"):
+        with reading(self.path, "the user attributes"):
             return dict(json.loads(self._handle.attrs["attrs"]))
 
     @property
     def format_version(self) -> int:
         """Layout version of the file."""
-        with _reading(self.path, "the format version"):
+        with reading(self.path, "the format version"):
             return int(self._handle.attrs["format_version"])
 
     def __len__(self) -> int:
@@ -587,13 +540,13 @@ class SnapshotStore:
     def _group(self, name: str) -> h5py.Group:
         if name not in self.names:
             raise DataError(f"no snapshot {name!r} in {self.path}; it has {self.names}")
-        with _reading(self.path, f"snapshot {name!r}"):
+        with reading(self.path, f"snapshot {name!r}"):
             return self._handle[_GROUP][name]
 
     def metadata(self, name: str) -> Snapshot:
         """Everything about a snapshot except its grid arrays (descriptors and ldos are None)."""
         group = self._group(name)
-        with _reading(self.path, f"the metadata of snapshot {name!r}"):
+        with reading(self.path, f"the metadata of snapshot {name!r}"):
             return _check_metadata(self.path, self._metadata(name, group))
 
     @staticmethod
@@ -625,7 +578,7 @@ class SnapshotStore:
     def read_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``(descriptors, ldos)`` of one snapshot as float32 numpy arrays."""
         group = self._group(name)
-        with _reading(self.path, f"the arrays of snapshot {name!r}"):
+        with reading(self.path, f"the arrays of snapshot {name!r}"):
             descriptors, ldos = group["descriptors"][()], group["ldos"][()]
             grid = tuple(int(v) for v in group.attrs["grid_shape"])
             n_e = int(group.attrs["energy_grid_n"])
@@ -645,7 +598,7 @@ class SnapshotStore:
         With ``recompute=True`` the hash is computed from the stored data and checked against
         the recorded one (DataError if the file was altered).
         """
-        with _reading(self.path, "the content hash"):
+        with reading(self.path, "the content hash"):
             recorded = str(self._handle.attrs["content_sha256"])
         if not recompute:
             return recorded
@@ -663,7 +616,7 @@ class SnapshotStore:
         """(label, value) pairs describing the store, for :meth:`summary` and ``hpsearch data info``."""
         names = self.names
         metas = [self.metadata(name) for name in names]
-        with _reading(self.path, "the descriptor shapes"):
+        with reading(self.path, "the descriptor shapes"):
             shapes = {name: self._group(name)["descriptors"].shape for name in names}
         grid = metas[0].energy_grid
         formulas = sorted({m.to_atoms().get_chemical_formula() for m in metas})
@@ -721,10 +674,10 @@ def open_store(path: str | Path) -> SnapshotStore:
     except OSError as exc:
         raise DataError(f"{path} is not a readable HDF5 file ({exc})") from exc
     try:
-        with _reading(path, "the format attributes"):
+        with reading(path, "the format attributes"):
             fmt = handle.attrs.get("format")
             version = handle.attrs.get("format_version")
-        if fmt != _FORMAT_NAME:
+        if not isinstance(fmt, str) or fmt != _FORMAT_NAME:
             raise DataError(f"{path} is not an hpsearch snapshot store (format attribute {fmt!r})")
         if not isinstance(version, (int, np.integer)) or int(version) != STORE_FORMAT_VERSION:
             raise DataError(

@@ -109,6 +109,9 @@ class MLflowStudyCallback(Callback):
                 extra_metrics=extra,
             )
         )
+        if scores and config.get("_candidates"):  # after log_trial: its run exists even on a resume
+            self.tracker.log_scored_architectures(trial.trial_id, [dict(c) for c in config["_candidates"]],
+                                                  list(scores), result.get("naswot_reasons"))
 
 
 def _number(value: Any) -> float | None:

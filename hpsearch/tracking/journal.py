@@ -36,6 +36,16 @@ def configure_client_retries(max_retries: int = 2, timeout_s: int = 10) -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """For a local SQLite store, ``artifacts/`` beside the database (MLflow's default is ./mlruns
+    of whatever folder the process runs in); None (the server decides) for any other store."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    database = Path(tracking_uri[len(prefix):].split("?", 1)[0])
+    return (database.resolve().parent / "artifacts").as_uri()
+
+
 class OperationApplier:
     """Applies operations to one MLflow tracking server, keeping the key -> run-id map."""
 
@@ -73,7 +83,8 @@ class OperationApplier:
         if name not in self._experiments:
             found = self.client.get_experiment_by_name(name)
             self._experiments[name] = (
-                found.experiment_id if found is not None else self.client.create_experiment(name)
+                found.experiment_id if found is not None
+                else self.client.create_experiment(name, artifact_location=artifact_location(self.tracking_uri))
             )
         return self._experiments[name]
 

@@ -28,7 +28,16 @@ def plot_error_vs_compute(studies: Sequence[dict[str, Any]], path: str | Path) -
     far above the curve's end. A study with one trained trial (NASWOT) is a point, not a line.
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig = error_vs_compute_figure(studies)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def error_vs_compute_figure(studies: Sequence[dict[str, Any]]) -> Any:
+    """The matplotlib figure of :func:`plot_error_vs_compute` (not saved, not closed)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 6.5))
     for index, study in enumerate(studies):
         trials = study["trials"]
         cost = np.cumsum(np.nan_to_num(trials["core_seconds"].to_numpy(dtype=float)))
@@ -53,11 +62,9 @@ def plot_error_vs_compute(studies: Sequence[dict[str, Any]], path: str | Path) -
     ax.set_xlabel("cumulative compute of the search (core-seconds)")
     ax.set_ylabel("band-energy error (meV/atom)")
     ax.set_title("Error against compute\nlines: best validation error of the search; circles: winner retrained")
-    ax.legend(fontsize=7, loc="upper right", ncol=1 if len(studies) <= 3 else 2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
 def plot_architectures(winners: Sequence[dict[str, Any]], path: str | Path) -> Path:
@@ -66,6 +73,15 @@ def plot_architectures(winners: Sequence[dict[str, Any]], path: str | Path) -> P
     Each column is one winner, input (descriptors) at the top, output (LDOS energies) at the
     bottom; the columns are spaced by the widest layer of any network, so bars never overlap.
     """
+    plt = _pyplot()
+    fig = architectures_figure(winners)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def architectures_figure(winners: Sequence[dict[str, Any]]) -> Any:
+    """The matplotlib figure of :func:`plot_architectures` (not saved, not closed)."""
     from matplotlib.patches import Patch
 
     plt = _pyplot()
@@ -93,9 +109,7 @@ def plot_architectures(winners: Sequence[dict[str, Any]], path: str | Path) -> P
               fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
     ax.set_title("Winning architectures (bar length = layer width)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
 def architecture_in_words(n_in: int, widths: Sequence[int], activations: Sequence[str] | str, n_out: int) -> str:

@@ -40,6 +40,11 @@ def _root(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from hpsearch.cli.console import OnceFilter
+
+    once = OnceFilter()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(once)
 
 
 _register_all()

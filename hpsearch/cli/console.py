@@ -7,6 +7,7 @@ terminal's width, else :data:`PIPE_WIDTH`.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -37,3 +38,21 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(plain(v) for v in value)
     return value
+
+
+class OnceFilter(logging.Filter):
+    """Lets each WARNING (or worse) through once per command: the same logger and message
+    again (e.g. a strategy validated by the benchmark and again by the study) is dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, int, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, record.getMessage())
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True

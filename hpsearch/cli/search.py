@@ -64,8 +64,8 @@ def run(
     config = load_experiment(experiment)
     if name:
         config = renamed(config, name)
-    validate_experiment(config)
-    if dry_run:
+    if dry_run:  # a run validates first, once (its warnings too)
+        validate_experiment(config)
         typer.echo(f"{experiment}: valid; study {config.name!r}, strategy {config.strategy.name}, "
                    f"results in {config.results_dir}")
         return

@@ -79,3 +79,17 @@ def test_tables_are_full_width_when_piped() -> None:
     assert max(map(len, piped)) > 80 and not any("…" in line for line in piped)
     assert max(map(len, _searchers(columns="100"))) <= 100
     assert max(map(len, _searchers("--width", "120"))) <= 120
+
+
+def test_each_warning_once() -> None:
+    """The same warning (a strategy validated by the benchmark, then by its study) shows once."""
+    import logging
+
+    from hpsearch.cli.console import OnceFilter
+
+    once = OnceFilter()
+    records = [logging.LogRecord("searchers.naswot", level, "x.py", 1, "not searched: %s", ("lr",), None)
+               for level in (logging.WARNING, logging.WARNING, logging.INFO, logging.INFO)]
+    assert [once.filter(r) for r in records] == [True, False, True, True]
+    other = logging.LogRecord("searchers.naswot", logging.WARNING, "x.py", 1, "not searched: %s", ("bs",), None)
+    assert once.filter(other) is True

@@ -206,3 +206,26 @@ def test_cube_block_with_full_grid(be2_dir: Path, tmp_path: Path) -> None:
         from hpsearch.data.store import write_store
         from dataclasses import replace
         write_store(tmp_path / "bad.h5", [replace(snap, grid_offset=(15, 0, 0))])
+
+
+def test_acsd_sampling_of_a_slab_uses_the_slab_points(be2_dir: Path) -> None:
+    """The sampled points of a block are where MALA's .in.npy says those grid points are."""
+    from hpsearch.descriptors.acsd import sample_point_pairs
+    from hpsearch.descriptors.scan import sample_snapshot
+
+    raw_in = _slab(np.load(be2_dir / "Be_snapshot0.in.npy"))
+    ldos = _slab(np.load(be2_dir / "Be_snapshot0.out.npy"))
+    import ase
+
+    info = json.loads((be2_dir / "Be_snapshot0.info.json").read_text())
+    atoms = ase.Atoms(numbers=info["atoms"]["numbers"], positions=info["atoms"]["positions"],
+                      cell=info["atoms"]["cell"], pbc=True)
+    sampled = sample_snapshot("slab", atoms, ldos, n_points=20, seed=3, full_grid_shape=(18, 18, 27),
+                              grid_offset=OFFSET)
+    anchors, partners = sample_point_pairs(int(np.prod(BLOCK)), 20, 3)  # the rows acsd draws
+    rows = np.concatenate([anchors, partners])
+    flat_in, flat_ldos = raw_in.reshape(-1, raw_in.shape[-1]), ldos.reshape(-1, ldos.shape[-1])
+    np.testing.assert_array_equal(sampled.ldos, flat_ldos[rows])
+    np.testing.assert_allclose(sampled.points_angstrom, flat_in[rows, :3], atol=1e-5)
+    with pytest.raises(DataError, match="does not fit"):
+        sample_snapshot("slab", atoms, ldos, n_points=5, full_grid_shape=(18, 18, 27), grid_offset=(13, 6, 27))

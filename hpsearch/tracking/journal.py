@@ -109,7 +109,8 @@ class OperationApplier:
         if existing:
             self._runs[key] = existing[0].info.run_id
         else:
-            run = self.client.create_run(experiment_id, tags=tags, run_name=op.get("run_name"))
+            run = self.client.create_run(experiment_id, tags=tags, run_name=op.get("run_name"),
+                                         start_time=op.get("time_ms"))
             self._runs[key] = run.info.run_id
         self._save_map()
 
@@ -138,7 +139,9 @@ class OperationApplier:
         self.client.log_artifact(self._runs[op["key"]], str(path), op.get("artifact_path"))
 
     def _op_end_run(self, op: Operation) -> None:
-        self.client.set_terminated(self._runs[op["key"]], status=op.get("status", "FINISHED"))
+        # the time the operation was submitted, not applied: a journal replayed later keeps real times
+        self.client.set_terminated(self._runs[op["key"]], status=op.get("status", "FINISHED"),
+                                   end_time=op.get("time_ms"))
 
 
 class Journal:

@@ -134,6 +134,7 @@ class StudyTracker:
         self.journal.submit(
             {
                 "op": "create_run",
+                "time_ms": _now_ms(),
                 "key": self.study_key,
                 "experiment": self.experiment_name,
                 "run_name": self.study_name,
@@ -156,6 +157,7 @@ class StudyTracker:
         self.journal.submit(
             {
                 "op": "create_run",
+                "time_ms": _now_ms(),
                 "key": key,
                 "parent_key": self.study_key,
                 "experiment": self.experiment_name,
@@ -236,7 +238,8 @@ class StudyTracker:
             name = self.trial_run_name(record.trial_id, record.params, record.phase)
             tags.update({"hpsearch.pruned": "true", "mlflow.runName": f"PRUNED {name}"})
         self.journal.submit({"op": "log_batch", "key": key, "tags": tags})
-        self.journal.submit({"op": "end_run", "key": key, "status": RUN_STATUS.get(record.status, "FAILED")})
+        self.journal.submit({"op": "end_run", "key": key, "status": RUN_STATUS.get(record.status, "FAILED"),
+                             "time_ms": _now_ms()})
 
     def log_summary(self, metrics: dict[str, float], tags: dict[str, Any] | None = None) -> None:
         stamp = _now_ms()
@@ -247,7 +250,7 @@ class StudyTracker:
         """Log the summary, end the parent run, flush; returns operations left pending."""
         if summary:
             self.log_summary(summary)
-        self.journal.submit({"op": "end_run", "key": self.study_key, "status": status})
+        self.journal.submit({"op": "end_run", "key": self.study_key, "status": status, "time_ms": _now_ms()})
         left = self.journal.close()
         self._journal = None
         return left

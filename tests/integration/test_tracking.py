@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 
@@ -88,12 +89,18 @@ def test_study_survives_server_outage_and_syncs(tmp_path: Path) -> None:
     pending = tmp_path / "study" / "mlflow-journal" / "pending.jsonl"
     assert pending.exists()
 
+    logged_before_ms = int(time.time() * 1000)
+    time.sleep(0.05)
     server = start_server(tmp_path / "server")
     try:
         applied, still = sync_pending(tmp_path / "study" / "mlflow-journal", server.url)
         assert still == 0 and applied == left
         runs = _runs(server.url, "outage")
-        assert len([r for r in runs if r.data.tags.get("hpsearch.role") == "trial"]) == 4
+        trials = [r for r in runs if r.data.tags.get("hpsearch.role") == "trial"]
+        assert len(trials) == 4
+        # runs replayed later keep the times they were logged at, not the time of the sync
+        assert all(r.info.end_time <= logged_before_ms for r in trials)
+        assert all(r.info.start_time <= r.info.end_time for r in trials)
         assert len([r for r in runs if r.data.tags.get("hpsearch.role") == "study"]) == 1
     finally:
         server.stop()

@@ -297,6 +297,21 @@ def _start_on_any_port(folder: Path, host: str, timeout_s: float, allowed_hosts:
     )
 
 
+def answers_as_mlflow(url: str, timeout_s: float = 2.0) -> bool:
+    """True when ``http://host:port`` answers /health as MLflow does (never raises, also not on
+    a non-HTTP answer such as http.client.BadStatusLine)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname is None:
+        return False
+    try:
+        port = parts.port or 80
+    except ValueError:
+        return False
+    return probe(parts.hostname, port, timeout_s) is Answer.MLFLOW
+
+
 def runs_table_link(server_url: str, experiment_name: str) -> str:
     """The UI link to the runs table of ``experiment_name`` on ``server_url`` (the bare URL when
     the experiment cannot be looked up)."""

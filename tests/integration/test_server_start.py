@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hpsearch.errors import HpsearchError
-from hpsearch.tracking.server import Answer, free_port, listener_is_ours, probe, start_server
+from hpsearch.tracking.server import Answer, answers_as_mlflow, free_port, listener_is_ours, probe, start_server
 
 pytestmark = pytest.mark.mlflow
 
@@ -80,6 +80,8 @@ def test_probe_calls_garbage_other_and_a_closed_port_nothing(garbage: GarbageSer
     assert probe("127.0.0.1", garbage.port) is Answer.OTHER  # http.client.BadStatusLine inside
     assert probe("127.0.0.1", free_port()) is Answer.NOTHING
     assert garbage.connections >= 1
+    assert not answers_as_mlflow(f"http://127.0.0.1:{garbage.port}")
+    assert not answers_as_mlflow("http://127.0.0.1:notaport") and not answers_as_mlflow("sqlite:///x.db")
 
 
 def test_explicit_taken_port_is_refused_with_a_hint(garbage: GarbageServer, tmp_path: Path,
@@ -105,6 +107,7 @@ def test_lost_port_is_replaced_and_the_failed_attempt_leaves_no_process(
         assert server.is_healthy()
         assert listener_is_ours(server.process.pid, server.port) is True
         assert listener_is_ours(server.process.pid, garbage.port) is False  # the socket is this test's
+        assert answers_as_mlflow(server.url)
         spawned = _spawned_pids(caplog)
         assert len(spawned) == 2 and spawned[-1] == server.process.pid
         assert _alive_in_groups(spawned[:1]) == []  # the failed attempt's processes are gone

@@ -25,6 +25,7 @@ Example YAML::
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import random
@@ -52,6 +53,17 @@ class NaswotOptions(StrategyOptions):
     max_candidates: int = Field(default=5000, ge=1)
     #: architectures per 'score' trial
     chunk_size: int = Field(default=64, ge=1)
+
+
+def reported_list(value: Any) -> list[Any] | None:
+    """A list a trial reported, as a list or as its JSON text (JSON keeps Tune's TBX logger quiet:
+    it skips strings, but warns on lists it cannot draw as histograms); None when absent."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return list(value) if isinstance(value, (list, tuple)) else None
 
 
 def architecture_levels(space: SearchSpace, strategy: str) -> dict[str, tuple[Value, ...]]:
@@ -198,8 +210,8 @@ class NaswotSearcher(StateSearcher):
     def _store_scores(self, start: int, result: dict[str, Any] | None) -> None:
         state = self._state
         n = len(state["candidates"][start : start + self._opts.chunk_size])
-        scores = (result or {}).get("naswot_scores")
-        reasons = (result or {}).get("naswot_reasons") or [None] * n
+        scores = reported_list((result or {}).get("naswot_scores"))
+        reasons = reported_list((result or {}).get("naswot_reasons")) or [None] * n
         if not isinstance(scores, (list, tuple)) or len(scores) != n or len(reasons) != n:
             logger.warning("NASWOT: score trial of candidates %d..%d failed or reported %r scores",
                            start, start + n - 1, None if scores is None else len(scores))

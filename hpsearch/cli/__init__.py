@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import typer
@@ -27,11 +28,23 @@ def _register_all() -> None:
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level.")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level."),
+    width: int = typer.Option(0, "--width", help="Columns of printed tables [default: COLUMNS, the terminal, or 200]."),
+) -> None:
+    if width > 0:
+        os.environ["COLUMNS"] = str(width)
+    if not verbose:  # MLflow's INFO lines (database set-up, run links) say nothing a user acts on
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from hpsearch.cli.console import OnceFilter
+
+    once = OnceFilter()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(once)
 
 
 _register_all()

@@ -18,9 +18,9 @@ _QUIET_LOGGERS = ("hpsearch.tune", "hpsearch.tracking", "hpsearch.scoring", "hps
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from hpsearch.cli.console import make_console
 
-    return Console()
+    return make_console()
 
 
 def _quiet(verbose: bool) -> None:
@@ -69,12 +69,25 @@ def print_report(report: Any, console: Any) -> None:
     console.print(f"summary: {report.folder / 'summary.json'}")
 
 
+def _ui_link(report: Any) -> str:
+    """The runs table of the benchmark's MLflow experiment (MLflow 3 opens a GenAI page otherwise)."""
+    import json
+
+    from hpsearch.tracking.server import runs_table_link
+
+    try:
+        name = json.loads((report.folder / "summary.json").read_text())["mlflow_experiment"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return str(report.server_url)
+    return runs_table_link(str(report.server_url), str(name))
+
+
 def _print_server(report: Any, out: Path, console: Any) -> None:
     if report.server_pid is not None:
-        console.print(f"MLflow UI: {report.server_url}  (experiment with every study; stop the server with "
-                      f"`kill -TERM -{report.server_pid}`)", style="bold")
+        console.print(f"MLflow UI: {_ui_link(report)}  (experiment with every study; stop the server with "
+                      f"`kill -TERM -{report.server_pid}`)", style="bold", soft_wrap=True)
     elif report.server_url and report.server_url.startswith("http"):
-        console.print(f"MLflow UI: {report.server_url}", style="bold")
+        console.print(f"MLflow UI: {_ui_link(report)}", style="bold", soft_wrap=True)
     else:
         console.print(f"MLflow store: {report.server_url}; browse it with `hpsearch ui --folder {out / 'mlflow'}`")
 

@@ -42,6 +42,9 @@ def parse_energy_grid(text: str) -> Any:
     return EnergyGrid(offset_ev=offset_ev, spacing_ev=spacing_ev, n=n)
 
 
+_UNITS_HELP = "Unit of the LDOS in the files: '1/(eV A^3)', '1/(eV Bohr^3)' or '1/(Ry Bohr^3)' (QE pp.x)."
+
+
 def _parse_settings(text: Optional[str]) -> Optional[dict[str, Any]]:
     if text is None:
         return None
@@ -65,22 +68,80 @@ def import_mala_command(
         "--snapshot", help="Import only this snapshot NAME (repeatable) [default: all].")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing store.")] = False,
     append: Annotated[bool, typer.Option("--append", help="Add the snapshots to an existing store.")] = False,
+    ldos_units: Annotated[str, typer.Option("--ldos-units", help=_UNITS_HELP)] = "1/(eV A^3)",
 ) -> None:
     """Import MALA-format snapshots into a new snapshot store (validated, atomic)."""
     from hpsearch.data.mala import import_mala
-    from hpsearch.data.store import open_store
 
     grid = parse_energy_grid(energy_grid)
     path = import_mala(directory, output, grid, descriptor_settings=_parse_settings(descriptor_settings),
-                       names=snapshot or None, overwrite=overwrite, append=append)
+                       names=snapshot or None, overwrite=overwrite, append=append, ldos_units=ldos_units)
+    _report(path)
+
+
+def _report(path: Path) -> None:
+    from hpsearch.data.store import open_store
+
     with open_store(path) as store:
         typer.echo(f"wrote {len(store.names)} snapshots to {path} (content hash {store.content_hash()[:16]})")
+
+
+def parse_triple(text: str, option: str) -> tuple[int, int, int]:
+    """``"NX:NY:NZ"`` (or with commas or x) -> three positive integers."""
+    parts = [p for p in text.replace(",", ":").replace("x", ":").split(":") if p]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 3 or min(values) < 1:
+        raise ConfigError(f"{option} {text!r} is not three positive integers NX:NY:NZ, e.g. 108:108:100")
+    return (values[0], values[1], values[2])
+
+
+@data_app.command("import-cube")
+def import_cube_command(
+    cubes: Annotated[list[Path], typer.Argument(help="The cube files of one snapshot (one per energy), or their folder.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Store to create or append to (HDF5).")],
+    name: Annotated[str, typer.Option("--name", help="Snapshot name in the store.")],
+    qe_output: Annotated[Optional[Path], typer.Option(
+        "--qe-output", help="pw.x output of the run: electron count, smearing temperature, Fermi energy.")] = None,
+    descriptors: Annotated[Optional[Path], typer.Option(
+        "--descriptors", help="Descriptors .npy (MALA NAME.in.npy or (nx, ny, nz, n)) [default: compute SNAP].")] = None,
+    descriptor_settings: Annotated[Optional[str], typer.Option(
+        "--descriptor-settings", help="JSON of the SNAP settings [default: MALA's Be2 SNAP].")] = None,
+    energy_grid: Annotated[Optional[str], typer.Option(
+        "--energy-grid", help="OFFSET:SPACING:N in eV [default: from the files' headers].")] = None,
+    ldos_units: Annotated[str, typer.Option("--ldos-units", help=_UNITS_HELP)] = "1/(Ry Bohr^3)",
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Electronic temperature in K.")] = None,
+    n_electrons: Annotated[Optional[float], typer.Option("--n-electrons", help="Electrons in the cell.")] = None,
+    full_grid: Annotated[Optional[str], typer.Option(
+        "--full-grid", help="NX:NY:NZ of the whole cell when the files hold a block of it.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing store.")] = False,
+    append: Annotated[bool, typer.Option("--append", help="Add the snapshot to an existing store.")] = False,
+) -> None:
+    """Import Quantum ESPRESSO pp.x LDOS cube files (one per energy) as one snapshot."""
+    from hpsearch.data.cube import read_cube_snapshot
+    from hpsearch.data.store import append_snapshots, write_store
+
+    files = sorted(p for c in cubes for p in (c.glob("*.cube") if c.is_dir() else [c]))
+    if overwrite and append:
+        raise ConfigError("choose either --overwrite or --append, not both")
+    snap = read_cube_snapshot(
+        files, name, energy_grid=parse_energy_grid(energy_grid) if energy_grid else None, unit=ldos_units,
+        descriptors=descriptors, descriptor_settings=_parse_settings(descriptor_settings), qe_output=qe_output,
+        temperature_k=temperature, n_electrons=n_electrons,
+        full_grid_shape=parse_triple(full_grid, "--full-grid") if full_grid else None)
+    if append and output.exists():
+        append_snapshots(output, [snap])
+    else:
+        write_store(output, [snap], attrs={"source": "qe-cube"}, overwrite=overwrite)
+    _report(output)
 
 
 @data_app.command("info")
 def info_command(store: Annotated[Path, typer.Argument(help="Snapshot store (HDF5).")]) -> None:
     """Print a summary of a store: snapshots, atoms, grid, features, energy grid, size, hash."""
-    from rich.console import Console
+    from hpsearch.cli.console import make_console
     from rich.table import Table
 
     from hpsearch.data.store import open_store
@@ -92,7 +153,7 @@ def info_command(store: Annotated[Path, typer.Argument(help="Snapshot store (HDF
     table.add_column("", overflow="fold")
     for label, value in rows:
         table.add_row(label, value)
-    Console().print(table)
+    make_console().print(table)
 
 
 @data_app.command("descriptors")
@@ -108,7 +169,7 @@ def descriptors_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hpsearch.data.store import open_store, replace_descriptors
-    from hpsearch.descriptors import SnapSettings, snap_grid
+    from hpsearch.descriptors import SnapSettings
 
     with open_store(store) as opened:
         metas = [opened.metadata(name) for name in opened.names]
@@ -124,7 +185,7 @@ def descriptors_command(
         task = progress.add_task("SNAP descriptors", total=len(metas))
         for meta in metas:
             progress.update(task, description=f"SNAP descriptors {meta.name}")
-            arrays[meta.name] = snap_grid(meta.to_atoms(), meta.grid_shape, **options)
+            arrays[meta.name] = _snap_of(meta, options)
             progress.advance(task)
     replace_descriptors(store, arrays, {"kind": "snap", **options})
     n_features = next(iter(arrays.values())).shape[-1]
@@ -159,3 +220,13 @@ def enlarge_command(
         points = sum(opened.n_points(n) for n in opened.names)
         typer.echo(f"wrote {len(opened.names)} synthetic snapshots ({points} grid points, "
                    f"{path.stat().st_size / 1e6:.1f} MB on disk) to {path}")
+
+
+def _snap_of(meta: Any, options: dict[str, Any]) -> Any:
+    """SNAP descriptors of the snapshot's stored points: the whole grid, or only a block's points."""
+    from hpsearch.descriptors import grid_points_angstrom, snap_at_points, snap_grid
+
+    if not meta.is_partial:
+        return snap_grid(meta.to_atoms(), meta.grid_shape, **options)
+    points = grid_points_angstrom(meta.cell_angstrom, meta.whole_grid_shape, meta.point_indices())
+    return snap_at_points(meta.to_atoms(), points, **options).reshape(*meta.grid_shape, -1)

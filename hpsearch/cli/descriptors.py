@@ -29,7 +29,7 @@ def acsd(
     acsd_table.md, acsd_vs_rcut.png and acsd_vs_twojmax.png; logs a parent MLflow run with a
     child run per setting.
     """
-    from rich.console import Console
+    from hpsearch.cli.console import make_console
     from rich.progress import Progress
     from rich.table import Table
 
@@ -44,7 +44,7 @@ def acsd(
         changes["tracking"] = {**config.tracking.model_dump(), "uri": uri}
     if changes:
         config = parse_scan_config({**config.model_dump(), **changes}, source=f"{scan_file} with options")
-    console = Console()
+    console = make_console()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"ACSD scan {config.name}", total=config.n_settings)
         report = run_acsd_scan(config, folder=out, tracking=False if no_tracking else None,

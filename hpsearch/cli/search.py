@@ -14,9 +14,9 @@ _HEADERS = {"val_error_mev_per_atom": "validation error meV/atom", "naswot_score
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from hpsearch.cli.console import make_console
 
-    return Console()
+    return make_console()
 
 
 def _cell(value: Any) -> str:
@@ -31,6 +31,7 @@ def print_result(result: Any, all_columns: bool = False, limit: int | None = Non
     """A rich table of the trials, then the best configuration and the compute used."""
     from rich.table import Table
 
+    from hpsearch.cli.console import plain
     from hpsearch.tune.results import COLUMNS
 
     frame = result.trials
@@ -47,7 +48,7 @@ def print_result(result: Any, all_columns: bool = False, limit: int | None = Non
     console.print(table)
     console.print(result.summary())
     if result.best_config:
-        console.print(f"best configuration (trial {result.best_trial_id}): {result.best_config}")
+        console.print(f"best configuration (trial {result.best_trial_id}): {plain(result.best_config)}")
 
 
 def run(
@@ -63,8 +64,8 @@ def run(
     config = load_experiment(experiment)
     if name:
         config = renamed(config, name)
-    validate_experiment(config)
-    if dry_run:
+    if dry_run:  # a run validates first, once (its warnings too)
+        validate_experiment(config)
         typer.echo(f"{experiment}: valid; study {config.name!r}, strategy {config.strategy.name}, "
                    f"results in {config.results_dir}")
         return

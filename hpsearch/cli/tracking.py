@@ -42,7 +42,7 @@ def compare(
     out: Path = typer.Option(None, "--out", "-o", help="Write comparison.csv and comparison.md here."),
 ) -> None:
     """Print the paper's comparison table from what is in MLflow."""
-    from rich.console import Console
+    from hpsearch.cli.console import make_console
     from rich.table import Table
 
     from hpsearch.tracking.compare import comparison_table, format_table, markdown_table, study_runs
@@ -54,7 +54,7 @@ def compare(
         view.add_column(name)
     for row in format_table(table):
         view.add_row(*map(str, row))
-    Console().print(view)
+    make_console().print(view)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "comparison.csv", index=False)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hpsearch.data.store import Snapshot, append_snapshots, write_store
+from hpsearch.data.units import ldos_unit_factor
 from hpsearch.errors import DataError
 from hpsearch.physics import EnergyGrid
 
@@ -131,15 +132,40 @@ def _n_electrons(info: Mapping[str, Any], n_atoms: int, path: Path) -> float:
     raise DataError(f"{path}: missing key 'number_of_electrons_exact' (or 'electrons_per_atom')")
 
 
-def _check_grid(info: Mapping[str, Any], grid: tuple[int, ...], cell: np.ndarray, path: Path) -> None:
+def _check_grid(info: Mapping[str, Any], grid: tuple[int, ...], cell: np.ndarray, path: Path) -> tuple[int, ...]:
+    """The grid of the whole cell (``grid_dimensions``); the arrays may hold a block of it."""
     dims = tuple(int(v) for v in _require(info, "grid_dimensions", path))
-    if dims != grid:
-        raise DataError(f"{path}: grid_dimensions {list(dims)} do not match the arrays' grid {list(grid)}")
+    if len(dims) != 3 or any(g > d for g, d in zip(grid, dims)):
+        raise DataError(f"{path}: grid_dimensions {list(dims)} do not match the arrays' grid {list(grid)} "
+                        "(they may be larger, for a block of the cell, never smaller)")
     if "voxel" in info:
         voxel = np.asarray(info["voxel"]["array"] if isinstance(info["voxel"], dict) else info["voxel"])
-        expected = cell / np.asarray(grid, dtype=np.float64)[:, None]
+        expected = cell / np.asarray(dims, dtype=np.float64)[:, None]
         if voxel.shape != (3, 3) or not np.allclose(voxel, expected, rtol=1e-6, atol=1e-9):
+            if dims != grid:
+                raise DataError(f"{path}: grid_dimensions {list(dims)} do not match the arrays' grid {list(grid)}, "
+                                f"and the voxel {voxel.tolist()} is not cell / grid_dimensions either (as it is "
+                                "for a block of a larger grid): check grid_dimensions")
             raise DataError(f"{path}: voxel {voxel.tolist()} is not cell / grid_dimensions {expected.tolist()}")
+    return dims
+
+
+def _block_offset(info: Mapping[str, Any], coordinates: np.ndarray, voxel: np.ndarray, path: Path) -> tuple[int, int, int]:
+    """Offset of a block in the whole grid: ``grid_offset`` in info.json, else its first point's coordinates.
+
+    MALA writes the coordinates of each point in the first 3 columns of ``*.in.npy``, in Angstrom
+    (recent versions) or as grid indices (older ones); both are recognised.
+    """
+    if "grid_offset" in info:
+        values = [int(v) for v in info["grid_offset"]]
+        return (values[0], values[1], values[2])
+    first = np.asarray(coordinates, dtype=np.float64)
+    for frac in (np.linalg.solve(voxel.T, first), first):  # Angstrom, then grid indices
+        if np.allclose(frac, np.rint(frac), atol=1e-3) and np.rint(frac).min() >= 0:
+            a, b, c = (int(v) for v in np.rint(frac))
+            return (a, b, c)
+    raise DataError(f"{path}: the block's first point {first.tolist()} is not a grid point of the whole cell; "
+                    "add \"grid_offset\": [i, j, k] to the info.json")
 
 
 def read_mala_snapshot(
@@ -147,8 +173,15 @@ def read_mala_snapshot(
     name: str,
     energy_grid: EnergyGrid,
     descriptor_settings: Mapping[str, Any] | None = None,
+    ldos_units: str = "1/(eV A^3)",
 ) -> Snapshot:
-    """Read and validate one MALA snapshot ``NAME.{in.npy,out.npy,info.json}``."""
+    """Read and validate one MALA snapshot ``NAME.{in.npy,out.npy,info.json}``.
+
+    ``ldos_units``: the unit of ``NAME.out.npy`` (see :mod:`hpsearch.data.units`); the store
+    holds states/eV/Angstrom^3. When ``grid_dimensions`` is larger than the arrays' grid, the
+    files hold a block of the cell: the store keeps the whole cell and the block's offset.
+    """
+    unit, factor = ldos_unit_factor(ldos_units)
     directory = Path(directory)
     in_path, out_path = directory / f"{name}.in.npy", directory / f"{name}.out.npy"
     info_path = directory / f"{name}.info.json"
@@ -165,9 +198,15 @@ def read_mala_snapshot(
             f"(offset {energy_grid.offset_ev} eV, spacing {energy_grid.spacing_ev} eV): give the grid the data was computed on"
         )
     atoms = _atoms_fields(info, info_path)
-    _check_grid(info, raw_in.shape[:3], atoms["cell_angstrom"], info_path)
+    full = _check_grid(info, raw_in.shape[:3], atoms["cell_angstrom"], info_path)
+    partial: dict[str, Any] = {}
+    if full != raw_in.shape[:3]:
+        voxel = atoms["cell_angstrom"] / np.asarray(full, dtype=np.float64)[:, None]
+        offset = _block_offset(info, raw_in[0, 0, 0, :N_COORDINATE_COLUMNS], voxel, info_path)
+        partial = {"full_grid_shape": full, "grid_offset": offset}
     descriptors = np.ascontiguousarray(raw_in[..., N_COORDINATE_COLUMNS:], dtype=np.float32)
-    ldos = np.ascontiguousarray(raw_out, dtype=np.float32)
+    ldos = np.ascontiguousarray(np.asarray(raw_out, dtype=np.float64) * factor if factor != 1.0 else raw_out,
+                                dtype=np.float32)
     _check_values(descriptors, in_path, "descriptors", non_negative=False)
     _check_values(ldos, out_path, "LDOS", non_negative=True)
     temperature_k = float(_require(info, "temperature", info_path))
@@ -177,12 +216,15 @@ def read_mala_snapshot(
         "directory": str(directory.resolve()),
         "files": [in_path.name, out_path.name, info_path.name],
         "coordinate_columns_dropped": N_COORDINATE_COLUMNS,
+        "ldos_units": unit,
+        "ldos_factor_to_per_ev_angstrom3": factor,
         "info": info,
     }
     settings = dict(MALA_SNAP_SETTINGS if descriptor_settings is None else descriptor_settings)
     return Snapshot(name=name, descriptors=descriptors, ldos=ldos, energy_grid=energy_grid,
                     temperature_k=temperature_k, n_electrons=_n_electrons(info, len(atoms["numbers"]), info_path),
-                    descriptor_settings=settings, provenance=provenance, reference=reference, **atoms)
+                    descriptor_settings=settings, provenance=provenance, reference=reference, **atoms,
+                    **partial)
 
 
 def import_mala(
@@ -193,14 +235,18 @@ def import_mala(
     names: Sequence[str] | None = None,
     overwrite: bool = False,
     append: bool = False,
+    ldos_units: str = "1/(eV A^3)",
 ) -> Path:
     """Import the MALA snapshots of ``directory`` (all, or ``names``) into a new store ``output``.
 
     ``descriptor_settings`` records how ``*.in.npy`` was computed (default
     :data:`MALA_SNAP_SETTINGS`, those of MALA's Be2 data). With ``append`` the snapshots are
-    added to an existing ``output``. The store is written atomically: an invalid file leaves
-    the output as it was.
+    added to an existing ``output``. ``ldos_units`` is the unit of the ``*.out.npy`` files
+    (1/(eV A^3), 1/(eV Bohr^3) or 1/(Ry Bohr^3)); it is converted and recorded in each
+    snapshot's provenance. The store is written atomically: an invalid file leaves the output
+    as it was.
     """
+    ldos_unit_factor(ldos_units)  # an unknown unit fails before any file is read
     if overwrite and append:
         raise DataError("choose either overwrite or append, not both")
     available = find_mala_snapshots(directory)
@@ -214,7 +260,7 @@ def import_mala(
     def snapshots() -> Iterator[Snapshot]:
         for name in selected:
             logger.info("importing %s", name)
-            yield read_mala_snapshot(directory, name, energy_grid, descriptor_settings)
+            yield read_mala_snapshot(directory, name, energy_grid, descriptor_settings, ldos_units)
 
     if append and Path(output).exists():
         return append_snapshots(output, snapshots())

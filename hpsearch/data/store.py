@@ -21,8 +21,14 @@ Layout (``format_version`` 1; shapes per snapshot, ``n`` atoms, grid ``nx, ny, n
 | ``/snapshots/<name>/positions_angstrom`` | float64 (n, 3) | Cartesian positions |
 | ``/snapshots/<name>/cell_angstrom`` | float64 (3, 3) | cell vectors as rows |
 | ``/snapshots/<name>/pbc`` | bool (3,) | periodic directions |
-| ``/snapshots/<name>/voxel_angstrom`` | float64 (3, 3) | grid-cell vectors, ``cell[i] / grid_shape[i]`` |
+| ``/snapshots/<name>/voxel_angstrom`` | float64 (3, 3) | grid-cell vectors, ``cell[i] / full_grid_shape[i]`` |
 | ``/snapshots/<name>`` attrs | | ``grid_shape`` (3 ints), ``temperature_k``, ``n_electrons``, ``energy_grid_offset_ev``, ``energy_grid_spacing_ev``, ``energy_grid_n``, ``descriptor_settings`` / ``provenance`` / ``reference`` (JSON str), ``sha256`` |
+| ``/snapshots/<name>`` attrs, partial grids only | | ``full_grid_shape`` (3 ints: the grid of the whole cell), ``grid_offset`` (3 ints: index of the stored block's first point in that grid) |
+
+A snapshot may hold a block (slab) of a larger grid, as MALA's debug data do: the cell is the
+whole cell, the voxel is ``cell / full_grid_shape`` and the stored points are the grid points
+``grid_offset + (i, j, k)``. Stores without partial snapshots are unchanged (same layout, same
+hash).
 
 Grid arrays are chunked one x-plane per chunk ``(1, ny, nz, n)`` with gzip level 1 and byte
 shuffle (portable, about 500 MB/s to read). The content hash (SHA-256) covers names, atoms,
@@ -39,13 +45,11 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
+from hpsearch.data._h5io import atomic_h5, reading
 from hpsearch.errors import DataError
 from hpsearch.physics import EnergyGrid
 
@@ -103,6 +108,8 @@ class Snapshot:
     provenance: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
     grid_dimensions: tuple[int, int, int] | None = None
+    full_grid_shape: tuple[int, int, int] | None = None
+    grid_offset: tuple[int, int, int] | None = None
 
     @property
     def grid_shape(self) -> tuple[int, int, int]:
@@ -115,14 +122,39 @@ class Snapshot:
         return (int(self.grid_dimensions[0]), int(self.grid_dimensions[1]), int(self.grid_dimensions[2]))
 
     @property
+    def whole_grid_shape(self) -> tuple[int, int, int]:
+        """Grid of the whole cell: ``full_grid_shape`` for a block of a larger grid, else ``grid_shape``."""
+        if self.full_grid_shape is None:
+            return self.grid_shape
+        return (int(self.full_grid_shape[0]), int(self.full_grid_shape[1]), int(self.full_grid_shape[2]))
+
+    @property
+    def offset(self) -> tuple[int, int, int]:
+        """Index of the first stored point in the whole cell's grid ((0, 0, 0) unless partial)."""
+        if self.grid_offset is None:
+            return (0, 0, 0)
+        return (int(self.grid_offset[0]), int(self.grid_offset[1]), int(self.grid_offset[2]))
+
+    @property
+    def is_partial(self) -> bool:
+        """True when the arrays cover only a block of the whole cell's grid."""
+        return self.whole_grid_shape != self.grid_shape or self.offset != (0, 0, 0)
+
+    def point_indices(self) -> np.ndarray:
+        """C-order flat indices, in the whole cell's grid, of the stored points (x index first)."""
+        axes = [np.arange(o, o + n) for o, n in zip(self.offset, self.grid_shape)]
+        i, j, k = np.meshgrid(*axes, indexing="ij")
+        return np.ravel_multi_index((i.ravel(), j.ravel(), k.ravel()), self.whole_grid_shape)
+
+    @property
     def n_atoms(self) -> int:
         """Number of atoms."""
         return int(np.asarray(self.numbers).shape[0])
 
     @property
     def voxel_angstrom(self) -> np.ndarray:
-        """The three edge vectors of one grid cell (rows), ``cell[i] / grid_shape[i]``."""
-        shape = np.asarray(self.grid_shape, dtype=np.float64)
+        """The three edge vectors of one grid cell (rows), ``cell[i] / whole_grid_shape[i]``."""
+        shape = np.asarray(self.whole_grid_shape, dtype=np.float64)
         return np.asarray(self.cell_angstrom, dtype=np.float64) / shape[:, None]
 
     @property
@@ -167,7 +199,9 @@ def _array_hash(array: np.ndarray) -> str:
 
 def _metadata_json(snap: Snapshot) -> str:
     grid = snap.energy_grid
+    partial = {"full_grid_shape": list(snap.whole_grid_shape), "grid_offset": list(snap.offset)} if snap.is_partial else {}
     return _json({
+        **partial,
         "name": snap.name,
         "numbers": np.asarray(snap.numbers, dtype=np.int64).tolist(),
         "positions_angstrom": np.asarray(snap.positions_angstrom, dtype=np.float64).tolist(),
@@ -222,6 +256,7 @@ def _check_snapshot(snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(
             f"snapshot {snap.name!r}: LDOS has {ldos.shape[3]} energy points, energy grid has {snap.energy_grid.n}"
         )
+    _check_block(snap)
     n_atoms = snap.n_atoms
     shapes = {"positions_angstrom": (n_atoms, 3), "cell_angstrom": (3, 3), "pbc": (3,)}
     for key, expected in shapes.items():
@@ -232,6 +267,18 @@ def _check_snapshot(snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
             f"snapshot {snap.name!r}: temperature_k={snap.temperature_k} and n_electrons={snap.n_electrons} must be > 0"
         )
     return descriptors, ldos
+
+
+def _check_block(snap: Snapshot) -> None:
+    """A partial grid lies inside the whole cell's grid."""
+    if not snap.is_partial:
+        return
+    full, offset, shape = np.asarray(snap.whole_grid_shape), np.asarray(snap.offset), np.asarray(snap.grid_shape)
+    if full.min() < 1 or offset.min() < 0 or ((offset + shape) > full).any():
+        raise DataError(
+            f"snapshot {snap.name!r}: a block of {tuple(shape.tolist())} points at offset {tuple(offset.tolist())} "
+            f"does not fit in the full grid {tuple(full.tolist())}: check full_grid_shape and grid_offset"
+        )
 
 
 def _signature(snap: Snapshot, n_features: int) -> tuple[Any, ...]:
@@ -252,31 +299,6 @@ def _check_consistent(snap: Snapshot, n_features: int, reference: tuple[Any, ...
 
 
 # ----------------------------------------------------------------------------- writing
-
-
-@contextlib.contextmanager
-def _atomic_h5(path: Path) -> Iterator[h5py.File]:
-    """Yield a new HDF5 file that replaces ``path`` only if the block finishes."""
-    temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # mode as for any new file
-    except OSError as exc:
-        raise DataError(f"cannot write a store in {path.parent} ({exc}): choose a writable folder") from exc
-    try:
-        with h5py.File(temp, "w") as handle:
-            yield handle
-        with open(temp, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 def _write_grid(group: h5py.Group, key: str, array: np.ndarray) -> str:
@@ -314,6 +336,9 @@ def _write_metadata_attrs(group: h5py.Group, snap: Snapshot) -> None:
         "provenance": _json(snap.provenance),
         "reference": _json(snap.reference),
     })
+    if snap.is_partial:
+        group.attrs["full_grid_shape"] = np.asarray(snap.whole_grid_shape, dtype=np.int64)
+        group.attrs["grid_offset"] = np.asarray(snap.offset, dtype=np.int64)
 
 
 def _created_utc(reproducible: bool) -> str:
@@ -367,7 +392,7 @@ def write_store(path: str | Path, snapshots: Iterable[Snapshot], attrs: Mapping[
         raise DataError(f"store {path} already exists: overwrite it (overwrite=True, CLI --overwrite) or append")
     names: list[str] = []
     hashes: list[str] = []
-    with _atomic_h5(path) as handle:
+    with atomic_h5(path) as handle:
         _add_snapshots(handle, snapshots, names, hashes, None)
         _write_root(handle, names, hashes, attrs or {}, reproducible)
     logger.info("wrote %d snapshots to %s", len(names), path)
@@ -382,7 +407,7 @@ def append_snapshots(path: str | Path, snapshots: Iterable[Snapshot]) -> Path:
         first = store.metadata(old_names[0])
         n_features = int(store._group(old_names[0])["descriptors"].shape[3])
     signature = _signature(first, n_features)
-    with _atomic_h5(path) as handle:
+    with atomic_h5(path) as handle:
         hashes: list[str] = []
         with h5py.File(path, "r", locking=False) as source:
             target = handle.create_group(_GROUP)
@@ -409,7 +434,7 @@ def replace_descriptors(path: str | Path, descriptors: Mapping[str, np.ndarray],
         )
     hashes: list[str] = []
     signature: tuple[Any, ...] | None = None
-    with _atomic_h5(path) as handle, h5py.File(path, "r", locking=False) as source:
+    with atomic_h5(path) as handle, h5py.File(path, "r", locking=False) as source:
         target = handle.create_group(_GROUP)
         for name in names:
             meta = replace(metas[name], descriptor_settings=dict(settings))
@@ -432,6 +457,28 @@ def replace_descriptors(path: str | Path, descriptors: Mapping[str, np.ndarray],
 
 
 # ----------------------------------------------------------------------------- reading
+
+
+def _check_metadata(path: Path, snap: Snapshot) -> Snapshot:
+    """Values a damaged or hand-edited file could hold that no writer would have written."""
+    numbers = {"temperature_k": snap.temperature_k, "n_electrons": snap.n_electrons,
+               "energy spacing (eV)": snap.energy_grid.spacing_ev}
+    for label, value in numbers.items():
+        if not (np.isfinite(value) and value > 0):
+            raise DataError(f"{path}: snapshot {snap.name!r} has {label} = {value}; it must be a positive number: "
+                            "the file is damaged, re-create the store")
+    arrays = (snap.positions_angstrom, snap.cell_angstrom)
+    if not (np.isfinite(snap.energy_grid.offset_ev) and all(np.isfinite(np.asarray(a, float)).all() for a in arrays)):
+        raise DataError(f"{path}: snapshot {snap.name!r} has NaN/inf in its energy grid, positions or cell: "
+                        "the file is damaged, re-create the store")
+    if np.shape(snap.positions_angstrom) != (snap.n_atoms, 3) or np.shape(snap.cell_angstrom) != (3, 3):
+        raise DataError(f"{path}: snapshot {snap.name!r} has positions {np.shape(snap.positions_angstrom)} for "
+                        f"{snap.n_atoms} atoms and cell {np.shape(snap.cell_angstrom)}: the file is damaged")
+    if min(snap.grid_shape) < 1 or snap.energy_grid.n < 1:
+        raise DataError(f"{path}: snapshot {snap.name!r} has grid {snap.grid_shape} and {snap.energy_grid.n} "
+                        "energies: the file is damaged")
+    _check_block(snap)
+    return snap
 
 
 class SnapshotStore:
@@ -464,18 +511,25 @@ class SnapshotStore:
     def names(self) -> list[str]:
         """Snapshot names in the order they were written."""
         if self._names is None:
-            self._names = list(json.loads(self._handle.attrs["names"]))
+            with reading(self.path, "the snapshot names"):
+                names = json.loads(self._handle.attrs["names"])
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or not names:
+                raise DataError(f"{self.path}: the snapshot names {names!r} are not a non-empty list of "
+                                "strings: the file is damaged, re-create the store")
+            self._names = names
         return list(self._names)
 
     @property
     def attrs(self) -> dict[str, Any]:
         """User attributes given to :func:`write_store`."""
-        return dict(json.loads(self._handle.attrs["attrs"]))
+        with reading(self.path, "the user attributes"):
+            return dict(json.loads(self._handle.attrs["attrs"]))
 
     @property
     def format_version(self) -> int:
         """Layout version of the file."""
-        return int(self._handle.attrs["format_version"])
+        with reading(self.path, "the format version"):
+            return int(self._handle.attrs["format_version"])
 
     def __len__(self) -> int:
         return len(self.names)
@@ -486,11 +540,17 @@ class SnapshotStore:
     def _group(self, name: str) -> h5py.Group:
         if name not in self.names:
             raise DataError(f"no snapshot {name!r} in {self.path}; it has {self.names}")
-        return self._handle[_GROUP][name]
+        with reading(self.path, f"snapshot {name!r}"):
+            return self._handle[_GROUP][name]
 
     def metadata(self, name: str) -> Snapshot:
         """Everything about a snapshot except its grid arrays (descriptors and ldos are None)."""
         group = self._group(name)
+        with reading(self.path, f"the metadata of snapshot {name!r}"):
+            return _check_metadata(self.path, self._metadata(name, group))
+
+    @staticmethod
+    def _metadata(name: str, group: h5py.Group) -> Snapshot:
         attrs = group.attrs
         return Snapshot(
             name=name,
@@ -511,6 +571,8 @@ class SnapshotStore:
             provenance=json.loads(attrs["provenance"]),
             reference=json.loads(attrs["reference"]),
             grid_dimensions=tuple(int(v) for v in attrs["grid_shape"]),  # type: ignore[arg-type]
+            full_grid_shape=_triple(attrs.get("full_grid_shape")),
+            grid_offset=_triple(attrs.get("grid_offset")),
         )
 
     def array_shapes(self, name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -521,7 +583,14 @@ class SnapshotStore:
     def read_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``(descriptors, ldos)`` of one snapshot as float32 numpy arrays."""
         group = self._group(name)
-        return group["descriptors"][()], group["ldos"][()]
+        with reading(self.path, f"the arrays of snapshot {name!r}"):
+            descriptors, ldos = group["descriptors"][()], group["ldos"][()]
+            grid = tuple(int(v) for v in group.attrs["grid_shape"])
+            n_e = int(group.attrs["energy_grid_n"])
+        if descriptors.ndim != 4 or ldos.ndim != 4 or descriptors.shape[:3] != grid or ldos.shape != (*grid, n_e):
+            raise DataError(f"{self.path}: snapshot {name!r} has descriptors {descriptors.shape} and LDOS "
+                            f"{ldos.shape} for grid {grid} and {n_e} energies: the file is damaged")
+        return descriptors, ldos
 
     def n_points(self, name: str) -> int:
         """Grid points of one snapshot (``nx * ny * nz``), from the array shape alone (no read)."""
@@ -554,7 +623,8 @@ class SnapshotStore:
         With ``recompute=True`` the hash is computed from the stored data and checked against
         the recorded one (DataError if the file was altered).
         """
-        recorded = str(self._handle.attrs["content_sha256"])
+        with reading(self.path, "the content hash"):
+            recorded = str(self._handle.attrs["content_sha256"])
         if not recompute:
             return recorded
         hashes = []
@@ -571,7 +641,8 @@ class SnapshotStore:
         """(label, value) pairs describing the store, for :meth:`summary` and ``hpsearch data info``."""
         names = self.names
         metas = [self.metadata(name) for name in names]
-        shapes = {name: self._group(name)["descriptors"].shape for name in names}
+        with reading(self.path, "the descriptor shapes"):
+            shapes = {name: self._group(name)["descriptors"].shape for name in names}
         grid = metas[0].energy_grid
         formulas = sorted({m.to_atoms().get_chemical_formula() for m in metas})
         return [
@@ -579,7 +650,7 @@ class SnapshotStore:
             ("format version", str(self.format_version)),
             ("snapshots", f"{len(names)}: {', '.join(names)}"),
             ("atoms", ", ".join(formulas) + f" ({_span([m.n_atoms for m in metas], 'd')} atoms)"),
-            ("grid", ", ".join(sorted({"x".join(map(str, m.grid_shape)) for m in metas}))),
+            ("grid", ", ".join(sorted({_grid_label(m) for m in metas}))),
             ("features", _span([shapes[n][3] for n in names], "d")),
             ("energy grid", f"{grid.n} points, {grid.offset_ev:g} to "
                             f"{grid.offset_ev + (grid.n - 1) * grid.spacing_ev:g} eV, step {grid.spacing_ev:g} eV"),
@@ -595,6 +666,20 @@ class SnapshotStore:
         rows = self.summary_rows()
         width = max(len(label) for label, _ in rows)
         return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def _triple(value: Any) -> tuple[int, int, int] | None:
+    if value is None:
+        return None
+    a, b, c = (int(v) for v in np.asarray(value).reshape(3))
+    return (a, b, c)
+
+
+def _grid_label(meta: Snapshot) -> str:
+    shape = "x".join(map(str, meta.grid_shape))
+    if not meta.is_partial:
+        return shape
+    return f"{shape} (block at {meta.offset} of {'x'.join(map(str, meta.whole_grid_shape))})"
 
 
 def _span(values: list[float], fmt: str) -> str:
@@ -614,11 +699,12 @@ def open_store(path: str | Path) -> SnapshotStore:
     except OSError as exc:
         raise DataError(f"{path} is not a readable HDF5 file ({exc})") from exc
     try:
-        fmt = handle.attrs.get("format")
-        version = handle.attrs.get("format_version")
-        if fmt != _FORMAT_NAME:
+        with reading(path, "the format attributes"):
+            fmt = handle.attrs.get("format")
+            version = handle.attrs.get("format_version")
+        if not isinstance(fmt, str) or fmt != _FORMAT_NAME:
             raise DataError(f"{path} is not an hpsearch snapshot store (format attribute {fmt!r})")
-        if version is None or int(version) != STORE_FORMAT_VERSION:
+        if not isinstance(version, (int, np.integer)) or int(version) != STORE_FORMAT_VERSION:
             raise DataError(
                 f"{path} has store format version {version}, this hpsearch reads version "
                 f"{STORE_FORMAT_VERSION}: use the hpsearch version that wrote it, or re-create the store"

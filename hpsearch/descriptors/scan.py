@@ -176,15 +176,25 @@ class SampledSnapshot:
 
 
 def sample_snapshot(
-    name: str, atoms: ase.Atoms, ldos: np.ndarray, n_points: int = 200, seed: int = 0
+    name: str, atoms: ase.Atoms, ldos: np.ndarray, n_points: int = 200, seed: int = 0,
+    full_grid_shape: Sequence[int] | None = None, grid_offset: Sequence[int] = (0, 0, 0),
 ) -> SampledSnapshot:
-    """Draw the pairs of a grid-shaped LDOS (nx, ny, nz, n_e) as :func:`acsd` does (same seed)."""
+    """Draw the pairs of a grid-shaped LDOS (nx, ny, nz, n_e) as :func:`acsd` does (same seed).
+
+    For an LDOS that is a block of the cell's grid, ``full_grid_shape`` is that grid and
+    ``grid_offset`` the block's first point in it (the points are placed accordingly).
+    """
     if np.ndim(ldos) != 4:
         raise DataError(f"snapshot {name!r}: LDOS must be (nx, ny, nz, n_energies), got {np.shape(ldos)}")
     shape = np.shape(ldos)[:3]
     anchors, partners = sample_point_pairs(int(np.prod(shape)), n_points, seed)
     chosen = np.concatenate([anchors, partners])
-    points = grid_points_angstrom(atoms.get_cell()[:], shape, chosen)
+    full = tuple(int(n) for n in (full_grid_shape or shape))
+    ijk = np.stack(np.unravel_index(chosen, shape), axis=0) + np.asarray(grid_offset, np.int64)[:, None]
+    if (ijk.max(axis=1) >= np.asarray(full)).any():
+        raise DataError(f"snapshot {name!r}: a block of {shape} points at offset {tuple(grid_offset)} "
+                        f"does not fit in the grid {full}")
+    points = grid_points_angstrom(atoms.get_cell()[:], full, np.ravel_multi_index(tuple(ijk), full))
     values = np.asarray(ldos).reshape(-1, np.shape(ldos)[-1])[chosen]
     return SampledSnapshot(name, atoms.copy(), points, np.array(values, dtype=np.float64))
 

@@ -121,7 +121,9 @@ def load_sampled_snapshots(
         sampled = []
         for name in _select(store.names, snapshots, path):
             _, ldos = store.read_arrays(name)
-            sampled.append(sample_snapshot(name, store.metadata(name).to_atoms(), ldos, n_points, seed))
+            meta = store.metadata(name)
+            sampled.append(sample_snapshot(name, meta.to_atoms(), ldos, n_points, seed,
+                                           meta.whole_grid_shape, meta.offset))
         return sampled, store.content_hash()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any
@@ -86,7 +87,7 @@ class MLflowStudyCallback(Callback):
         self._flush(trial.trial_id)
         result = dict(trial.last_result or {})
         status, reason = trial_status(result, errored)
-        scores = result.get("naswot_scores")
+        scores = reported_list(result.get("naswot_scores"))
         extra = {"n_parameters": result["n_parameters"]} if "n_parameters" in result else {}
         if _number(result.get(LDOS_METRIC)) is not None:
             extra[LDOS_METRIC] = float(result[LDOS_METRIC])
@@ -111,6 +112,19 @@ class MLflowStudyCallback(Callback):
                 extra_metrics=extra,
             )
         )
+        if scores and config.get("_candidates"):  # after log_trial: its run exists even on a resume
+            self.tracker.log_scored_architectures(trial.trial_id, [dict(c) for c in config["_candidates"]],
+                                                  scores, reported_list(result.get("naswot_reasons")))
+
+
+def reported_list(value: Any) -> list[Any] | None:
+    """A list a trial reported, as a list or as its JSON text; None when absent or unreadable."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return list(value) if isinstance(value, (list, tuple)) else None
 
 
 def _number(value: Any) -> float | None:

@@ -36,6 +36,16 @@ def configure_client_retries(max_retries: int = 2, timeout_s: int = 10) -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """For a local SQLite store, ``artifacts/`` beside the database (MLflow's default is ./mlruns
+    of whatever folder the process runs in); None (the server decides) for any other store."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    database = Path(tracking_uri[len(prefix):].split("?", 1)[0])
+    return (database.resolve().parent / "artifacts").as_uri()
+
+
 class OperationApplier:
     """Applies operations to one MLflow tracking server, keeping the key -> run-id map."""
 
@@ -73,7 +83,8 @@ class OperationApplier:
         if name not in self._experiments:
             found = self.client.get_experiment_by_name(name)
             self._experiments[name] = (
-                found.experiment_id if found is not None else self.client.create_experiment(name)
+                found.experiment_id if found is not None
+                else self.client.create_experiment(name, artifact_location=artifact_location(self.tracking_uri))
             )
         return self._experiments[name]
 
@@ -98,7 +109,8 @@ class OperationApplier:
         if existing:
             self._runs[key] = existing[0].info.run_id
         else:
-            run = self.client.create_run(experiment_id, tags=tags, run_name=op.get("run_name"))
+            run = self.client.create_run(experiment_id, tags=tags, run_name=op.get("run_name"),
+                                         start_time=op.get("time_ms"))
             self._runs[key] = run.info.run_id
         self._save_map()
 
@@ -127,7 +139,9 @@ class OperationApplier:
         self.client.log_artifact(self._runs[op["key"]], str(path), op.get("artifact_path"))
 
     def _op_end_run(self, op: Operation) -> None:
-        self.client.set_terminated(self._runs[op["key"]], status=op.get("status", "FINISHED"))
+        # the time the operation was submitted, not applied: a journal replayed later keeps real times
+        self.client.set_terminated(self._runs[op["key"]], status=op.get("status", "FINISHED"),
+                                   end_time=op.get("time_ms"))
 
 
 class Journal:

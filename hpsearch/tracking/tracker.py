@@ -18,8 +18,36 @@ from hpsearch.tracking.journal import Journal, OperationApplier, configure_clien
 
 logger = logging.getLogger(__name__)
 
-#: MLflow run status for each trial status.
-RUN_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "diverged": "FAILED", "failed": "FAILED"}
+#: MLflow run status for each trial status. MLflow has no "pruned": a pruned trial ended as
+#: planned, so its run is FINISHED, with PRUNED in its name and the tag ``hpsearch.pruned``.
+RUN_STATUS = {"completed": "FINISHED", "pruned": "FINISHED", "diverged": "FAILED", "failed": "FAILED"}
+
+#: Short names of common hyperparameters in run names.
+_SHORT_NAMES = {"n_layers": "L", "width": "w", "learning_rate": "lr", "batch_size": "bs", "patience": "pat",
+                "max_epochs": "ep", "activation": ""}
+
+
+def _short_value(value: Any) -> str:
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.3g}"
+    return str(value)
+
+
+def short_config(params: dict[str, Any], limit: int = 60) -> str:
+    """A few words for a run name: ``L2 w64 ReLU lr0.003 bs64`` (hyperparameters, not bookkeeping)."""
+    words = []
+    for key, value in params.items():
+        if key.startswith(("_", "n_candidates", "phase", "kind")) or isinstance(value, (list, tuple, dict)):
+            continue
+        words.append(f"{_SHORT_NAMES.get(key, key + '=')}{_short_value(value)}")
+    text = " ".join(words)
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def trial_number(trial_id: str) -> int | None:
+    """1-based trial number from Ray Tune's ``<experiment>_<index>`` trial id (None otherwise)."""
+    tail = trial_id.rsplit("_", 1)[-1]
+    return int(tail) + 1 if "_" in trial_id and tail.isdigit() else None
 
 
 def default_tracking_uri(folder: str | Path | None = None) -> str:
@@ -79,6 +107,8 @@ class StudyTracker:
         self.folder = Path(folder) / "mlflow-journal"
         self.study_uid = study_uid or uuid.uuid4().hex[:12]
         self._journal: Journal | None = None
+        self._run_names: dict[str, str] = {}
+        self._numbered: int | None = None
 
     @property
     def study_key(self) -> str:
@@ -104,6 +134,7 @@ class StudyTracker:
         self.journal.submit(
             {
                 "op": "create_run",
+                "time_ms": _now_ms(),
                 "key": self.study_key,
                 "experiment": self.experiment_name,
                 "run_name": self.study_name,
@@ -126,15 +157,49 @@ class StudyTracker:
         self.journal.submit(
             {
                 "op": "create_run",
+                "time_ms": _now_ms(),
                 "key": key,
                 "parent_key": self.study_key,
                 "experiment": self.experiment_name,
-                "run_name": f"trial {trial_id}",
+                "run_name": self.trial_run_name(trial_id, params, phase),
                 "tags": {"hpsearch.role": "trial", "hpsearch.trial_id": trial_id, "hpsearch.phase": phase},
             }
         )
         if params:
             self.journal.submit({"op": "log_batch", "key": key, "params": params})
+
+    def trial_run_name(self, trial_id: str, params: dict[str, Any], phase: str = "") -> str:
+        """``<study> #<n> <short config>``, e.g. ``tpe #3 L2 w64 ReLU lr0.003``; remembered per trial."""
+        if trial_id not in self._run_names:
+            number = trial_number(trial_id) or self._next_number()
+            label = f"#{number}"
+            words = f"scores {params['n_candidates']} architectures" if "n_candidates" in params else ""
+            self._run_names[trial_id] = " ".join(
+                w for w in (self.study_name, label, words or short_config(params)) if w).strip()
+        return self._run_names[trial_id]
+
+    def log_scored_architectures(self, trial_id: str, candidates: list[dict[str, Any]], scores: list[Any],
+                                 reasons: list[Any] | None = None) -> Path:
+        """The architectures a NASWOT score trial scored, with their scores, as the artifact
+        ``naswot_scores.json`` of its run (and the count as a param); returns the file written."""
+        import json
+
+        reasons = list(reasons or [""] * len(scores))
+        rows = [{"architecture": dict(c), "naswot_score": _json_number(s), "reason": r or ""}
+                for c, s, r in zip(candidates, scores, reasons)]
+        path = self.folder / "naswot" / trial_id / "naswot_scores.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows, indent=1) + "\n")
+        self.journal.submit({"op": "log_artifact", "key": self.trial_key(trial_id), "path": str(path.resolve()),
+                             "artifact_path": None})
+        return path
+
+    def _next_number(self) -> int:
+        """1 + the trials named so far (on a resume: also those the run map already holds)."""
+        if self._numbered is None:
+            self._numbered = sum(1 for key in self.logged_keys() if key.startswith(f"{self.study_uid}/trial/"))
+        self._numbered += 1
+        return self._numbered
 
     def log_history(self, trial_id: str, rows: list[dict[str, float]]) -> None:
         """Per-epoch metrics as metric history (one batched write for many epochs)."""
@@ -166,10 +231,15 @@ class StudyTracker:
         self.close_trial(record)
 
     def close_trial(self, record: TrialRecord) -> None:
-        """Set the trial run's status tag and end it (safe to repeat)."""
+        """Set the trial run's status tag (and PRUNED name) and end it (safe to repeat)."""
         key = self.trial_key(record.trial_id)
-        self.journal.submit({"op": "log_batch", "key": key, "tags": {"hpsearch.status": record.status}})
-        self.journal.submit({"op": "end_run", "key": key, "status": RUN_STATUS.get(record.status, "FAILED")})
+        tags: dict[str, Any] = {"hpsearch.status": record.status}
+        if record.status == "pruned":
+            name = self.trial_run_name(record.trial_id, record.params, record.phase)
+            tags.update({"hpsearch.pruned": "true", "mlflow.runName": f"PRUNED {name}"})
+        self.journal.submit({"op": "log_batch", "key": key, "tags": tags})
+        self.journal.submit({"op": "end_run", "key": key, "status": RUN_STATUS.get(record.status, "FAILED"),
+                             "time_ms": _now_ms()})
 
     def log_summary(self, metrics: dict[str, float], tags: dict[str, Any] | None = None) -> None:
         stamp = _now_ms()
@@ -180,7 +250,7 @@ class StudyTracker:
         """Log the summary, end the parent run, flush; returns operations left pending."""
         if summary:
             self.log_summary(summary)
-        self.journal.submit({"op": "end_run", "key": self.study_key, "status": status})
+        self.journal.submit({"op": "end_run", "key": self.study_key, "status": status, "time_ms": _now_ms()})
         left = self.journal.close()
         self._journal = None
         return left
@@ -219,6 +289,15 @@ def _final_metrics(record: TrialRecord) -> dict[str, float]:
         **record.extra_metrics,
     }
     return {k: float(v) for k, v in values.items() if v is not None and _finite(v)}
+
+
+def _json_number(value: Any) -> float | None:
+    """JSON has no NaN/inf: those become null."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if _finite(number) else None
 
 
 def _finite(value: float) -> bool:

@@ -138,14 +138,11 @@ def _log_model(tracker: StudyTracker, best_training: Any) -> None:
                        "it is saved as final_model.pt in the study folder")
         return
     try:
-        import mlflow
-
         from hpsearch.model.predictor import LdosPredictor
+        from hpsearch.tracking.models import log_pytorch_model
 
         predictor = LdosPredictor(best_training.model.cpu(), best_training.scalers.to("cpu"), best_training.spec)
-        mlflow.set_tracking_uri(tracker.tracking_uri)
-        with mlflow.start_run(run_id=run_id):
-            mlflow.pytorch.log_model(predictor, name="model", serialization_format="pickle")
+        log_pytorch_model(tracker.tracking_uri, run_id, predictor)
     except Exception as exc:  # noqa: BLE001 - logging must never fail the study
         logger.warning("could not log the model to MLflow (%s); it is saved as final_model.pt", exc)
 

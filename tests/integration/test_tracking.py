@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 
@@ -45,8 +46,11 @@ def test_hierarchy_history_and_statuses(mlflow_server, tmp_path: Path) -> None:
     assert len(parents) == 1 and len(children) == 4
     parent_id = parents[0].info.run_id
     assert all(c.data.tags["mlflow.parentRunId"] == parent_id for c in children)
-    statuses = sorted(c.info.status for c in children)
-    assert statuses == ["FINISHED", "FINISHED", "FINISHED", "KILLED"]
+    assert {c.info.status for c in children} == {"FINISHED"}  # a pruned trial ended as planned
+    names = sorted(c.info.run_name for c in children)
+    assert names == ["PRUNED tpe #4 w32 ReLU", "tpe #1 w8 ReLU", "tpe #2 w16 ReLU", "tpe #3 w24 ReLU"]
+    pruned = [c for c in children if c.data.tags["hpsearch.status"] == "pruned"]
+    assert len(pruned) == 1 and pruned[0].data.tags["hpsearch.pruned"] == "true"
     client = MlflowClient(mlflow_server.url)
     done = [c for c in children if c.data.tags["hpsearch.status"] == "completed"][0]
     history = client.get_metric_history(done.info.run_id, "val_loss")
@@ -85,12 +89,18 @@ def test_study_survives_server_outage_and_syncs(tmp_path: Path) -> None:
     pending = tmp_path / "study" / "mlflow-journal" / "pending.jsonl"
     assert pending.exists()
 
+    logged_before_ms = int(time.time() * 1000)
+    time.sleep(0.05)
     server = start_server(tmp_path / "server")
     try:
         applied, still = sync_pending(tmp_path / "study" / "mlflow-journal", server.url)
         assert still == 0 and applied == left
         runs = _runs(server.url, "outage")
-        assert len([r for r in runs if r.data.tags.get("hpsearch.role") == "trial"]) == 4
+        trials = [r for r in runs if r.data.tags.get("hpsearch.role") == "trial"]
+        assert len(trials) == 4
+        # runs replayed later keep the times they were logged at, not the time of the sync
+        assert all(r.info.end_time <= logged_before_ms for r in trials)
+        assert all(r.info.start_time <= r.info.end_time for r in trials)
         assert len([r for r in runs if r.data.tags.get("hpsearch.role") == "study"]) == 1
     finally:
         server.stop()
@@ -125,3 +135,34 @@ def test_comparison_table_from_mlflow(mlflow_server, tmp_path: Path) -> None:
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_naswot_score_run_lists_its_architectures(mlflow_server, tmp_path: Path) -> None:
+    tracker = StudyTracker(mlflow_server.url, "scores", "naswot", tmp_path)
+    tracker.start(params={"strategy": "naswot"})
+    candidates = [{"n_layers": 1, "width": 8}, {"n_layers": 2, "width": 16}]
+    tracker.open_trial("s1", {"kind": "score", "n_candidates": 2})
+    tracker.log_trial(TrialRecord("s1", {"kind": "score", "n_candidates": 2}, "completed"))
+    tracker.log_scored_architectures("s1", candidates, [12.5, float("-inf")], ["", "dead network"])
+    assert tracker.finish() == 0
+    run = next(r for r in _runs(mlflow_server.url, "scores") if r.data.tags.get("hpsearch.role") == "trial")
+    assert run.info.run_name == "naswot #1 scores 2 architectures"
+    client = MlflowClient(mlflow_server.url)
+    local = client.download_artifacts(run.info.run_id, "naswot_scores.json", str(tmp_path / "down"))
+    rows = json.loads(Path(local).read_text())
+    assert [r["architecture"] for r in rows] == candidates
+    assert rows[0]["naswot_score"] == 12.5 and rows[1]["naswot_score"] is None and rows[1]["reason"] == "dead network"
+
+
+def test_sqlite_artifacts_sit_beside_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not ./mlruns of the working folder: artifacts/ next to mlflow.db."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()
+    tracker = StudyTracker(uri, "beside", "grid", tmp_path / "study")
+    tracker.start(artifacts=[_write(tmp_path / "exp.yaml", "name: beside\n")])
+    assert tracker.finish() == 0
+    experiment = MlflowClient(uri).get_experiment_by_name("beside")
+    assert experiment.artifact_location == (tmp_path / "store" / "artifacts").as_uri()
+    assert list((tmp_path / "store" / "artifacts").rglob("exp.yaml"))
+    assert not (tmp_path / "mlruns").exists()

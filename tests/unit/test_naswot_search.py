@@ -134,6 +134,22 @@ def test_failed_and_degenerate_scores_are_never_chosen() -> None:
     assert chosen != BEST
 
 
+def test_scores_reported_as_json_text_count_the_same() -> None:
+    """Trials may report the lists as JSON text (Tune's TBX logger skips strings instead of warning)."""
+    import json
+
+    def as_json(config: dict[str, Any]) -> list[dict[str, Any]]:
+        reports = scripted_reports(config)
+        if config["_kind"] == "score":
+            reports[0].update({k: json.dumps(reports[0][k]) for k in ("naswot_scores", "naswot_reasons")})
+        return reports
+
+    searcher = make(chunk_size=5)
+    log = SearcherDriver(searcher, max_concurrent=4, reports=as_json).run()
+    assert log.finished and searcher.best_architecture == BEST
+    assert len([s for _, s in searcher.scores if s is not None]) == 24
+
+
 def test_nothing_scored_means_nothing_trained() -> None:
     searcher = make(chunk_size=100)
     config = searcher.suggest("a")

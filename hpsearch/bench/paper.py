@@ -168,19 +168,16 @@ def tracking_server(settings: BenchmarkSettings) -> tuple[str, TrackingServer | 
     if uri:
         return uri, None
     import json
-    import urllib.request
 
     folder = (Path(settings.out) / "mlflow").resolve()
     saved = folder / SERVER_FILE
     if saved.is_file():
+        from hpsearch.tracking.server import answers_as_mlflow
+
         earlier = json.loads(saved.read_text())
-        try:
-            with urllib.request.urlopen(f"{earlier['url']}/health", timeout=2) as response:
-                if response.status == 200:
-                    logger.info("using the MLflow server still running at %s", earlier["url"])
-                    return str(earlier["url"]), None
-        except OSError:
-            pass
+        if answers_as_mlflow(str(earlier["url"])):
+            logger.info("using the MLflow server still running at %s", earlier["url"])
+            return str(earlier["url"]), None
     from hpsearch.tracking.server import start_server
 
     server = start_server(folder)

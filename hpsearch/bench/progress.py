@@ -9,6 +9,7 @@ from typing import Any
 from ray.tune import Callback
 
 from hpsearch.config.strategy import METRIC, NASWOT_METRIC
+from hpsearch.tracking.callback import reported_list
 
 
 class StudyProgress:
@@ -57,7 +58,7 @@ class StudyProgress:
             self.best = min(self.best, float(error))
         elif NASWOT_METRIC in result and "status" not in result and "naswot_scores" not in result:
             self.pruned += 1
-        self.scored += len(result.get("naswot_scores") or [])
+        self.scored += len(reported_list(result.get("naswot_scores")) or [])
         self._update()
 
     def _update(self, note: str = "") -> None:

@@ -19,6 +19,7 @@ node's shard actor (``hpsearch.tune.shards``), never through the trial config.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -109,8 +110,9 @@ def _score_candidates(config: dict[str, Any], settings: TrialSettings, data: Any
     scores = [float(r.score) for r in results]
     finite = [s for s in scores if math.isfinite(s)]
     return {
-        "naswot_scores": scores,
-        "naswot_reasons": [r.reason or "" for r in results],
+        # as JSON text: Tune's TensorBoard logger refuses lists (a warning per trial) and skips strings
+        "naswot_scores": json.dumps(scores),
+        "naswot_reasons": json.dumps([r.reason or "" for r in results]),
         NASWOT_METRIC: max(finite) if finite else float("nan"),
         "n_candidates": len(scores),
         "status": "completed",
@@ -205,5 +207,6 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         final = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", **extra}
         if kind == "score":
             n = len(config.get("_candidates", []))
-            final.update(naswot_scores=[float("nan")] * n, naswot_reasons=[final["reason"]] * n, n_candidates=n)
+            final.update(naswot_scores=json.dumps([float("nan")] * n), naswot_reasons=json.dumps([final["reason"]] * n),
+                         n_candidates=n)
     _report({**final, "trial_seconds": time.perf_counter() - started})

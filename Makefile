@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 # Kohn-Sham DFT for `hpsearch data generate --engine gpaw`: system libraries (apt), then GPAW.
 DFT_APT := libxc-dev libopenblas-dev libfftw3-dev
-DFT_SPEC ?= gpaw>=25.1 gpaw-data>=1.2
+DFT_SPEC ?= 'gpaw>=25.1' 'gpaw-data>=1.2'
 DFT_SKIP_APT ?=
 
 .PHONY: demo test venv clean-venv lint bench dft test-dft

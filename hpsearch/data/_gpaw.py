@@ -30,20 +30,25 @@ from typing import Any
 import numpy as np
 
 from hpsearch.data import _epm
+from hpsearch.errors import HpsearchError
 from hpsearch.physics import KB_EV_PER_K
 
-__all__ = ["DftResult", "DftSetup", "gpaw_versions", "import_gpaw", "solve_dft"]
+__all__ = ["DftResult", "DftSetup", "GpawMissingError", "gpaw_versions", "import_gpaw", "solve_dft"]
 
 INSTALL_HINT = ("run `make dft` in the hpsearch checkout (it installs libxc-dev, libopenblas-dev and "
                 "libfftw3-dev with apt, then `CC=g++ pip install gpaw gpaw-data`), or do those steps by hand")
 
 
+class GpawMissingError(HpsearchError, ImportError):
+    """GPAW cannot be imported: an ImportError for Python callers, a one-line error in the CLI."""
+
+
 def import_gpaw() -> Any:
-    """The ``gpaw`` module, or an ImportError that says how to install it."""
+    """The ``gpaw`` module, or a GpawMissingError (an ImportError) that says how to install it."""
     try:
         import gpaw
     except ImportError as exc:
-        raise ImportError(f"the gpaw engine needs GPAW, which cannot be imported here ({exc}): {INSTALL_HINT}") from exc
+        raise GpawMissingError(f"the gpaw engine needs GPAW, which cannot be imported here ({exc}): {INSTALL_HINT}") from exc
     return gpaw
 
 

@@ -10,6 +10,9 @@ paper's (Al at 298 K and 2.699 g/cc, LDOS learned from SNAP descriptors):
 3. SNAP descriptors on the same grid (:func:`hpsearch.descriptors.snap_grid`, rcut 4.67637
    Angstrom, twojmax 10 as the paper).
 
+``engine="gpaw"`` replaces step 2 by Kohn-Sham DFT with GPAW on the same MD atoms
+(:mod:`hpsearch.data.gpaw_dataset`, optional, installed by ``make dft``).
+
 Each snapshot records the model's own Fermi level and occupied eigenvalue sum in ``reference``,
 and the self-check (band energy and electron count recomputed from the LDOS with
 :mod:`hpsearch.physics`) next to them. The same settings and seed give the same arrays, hence the

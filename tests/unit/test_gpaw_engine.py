@@ -52,6 +52,14 @@ def test_missing_gpaw_names_make_dft(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     with pytest.raises(ImportError, match="make dft"):
         generate_dataset(tmp_path / "x.h5", SMALL, progress=False, engine="gpaw")
     assert not (tmp_path / "x.h5").exists()
+    from typer.testing import CliRunner
+
+    from hpsearch.cli import app
+    from hpsearch.errors import HpsearchError
+
+    result = CliRunner().invoke(app, ["data", "generate", "--engine", "gpaw", "-o", str(tmp_path / "y.h5")])
+    # an HpsearchError: the console entry point prints it as one line, without a traceback
+    assert isinstance(result.exception, HpsearchError) and "make dft" in str(result.exception)
 
 
 def test_engine_and_settings_errors(tmp_path: Path) -> None:

@@ -6,7 +6,12 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv clean-venv lint bench
+# Kohn-Sham DFT for `hpsearch data generate --engine gpaw`: system libraries (apt), then GPAW.
+DFT_APT := libxc-dev libopenblas-dev libfftw3-dev
+DFT_SPEC ?= 'gpaw>=25.1' 'gpaw-data>=1.2'
+DFT_SKIP_APT ?=
+
+.PHONY: demo test venv clean-venv lint bench dft test-dft
 
 venv: $(VENV)/.installed
 
@@ -28,3 +33,23 @@ lint: venv
 
 clean-venv:
 	rm -rf $(VENV)
+
+# GPAW 26 is source-only on PyPI: it needs libxc, BLAS and FFTW headers, and CC=g++ (its C
+# sources include C++ headers). apt runs only when the packages are missing and we are root.
+dft: venv
+	@if [ -n "$(DFT_SKIP_APT)" ] || dpkg -s $(DFT_APT) >/dev/null 2>&1; then \
+		echo "make dft: system libraries present (or DFT_SKIP_APT set)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DFT_APT); \
+	else \
+		echo "make dft: cannot install $(DFT_APT) here (needs root and apt-get). Run" >&2; \
+		echo "  sudo apt-get install -y $(DFT_APT)" >&2; \
+		echo "(or provide libxc, OpenBLAS and FFTW headers otherwise and run make dft DFT_SKIP_APT=1)" >&2; \
+		exit 1; \
+	fi
+	CC=g++ $(PY) -m pip install -q $(DFT_SPEC)
+	OMP_NUM_THREADS=1 $(PY) -c "import gpaw; print('make dft: GPAW', gpaw.__version__, 'is installed')"
+
+# The gpaw engine's tests alone (they are skipped in `make test` when GPAW is missing).
+test-dft: dft
+	$(PY) -m pytest -q -ra tests/unit/test_gpaw_engine.py

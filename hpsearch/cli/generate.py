@@ -1,4 +1,4 @@
-"""``hpsearch data generate``: make the embedded aluminium dataset (MD + model LDOS + SNAP)."""
+"""``hpsearch data generate``: make the embedded aluminium dataset (MD + model or GPAW LDOS + SNAP)."""
 
 from __future__ import annotations
 
@@ -18,15 +18,21 @@ def register(app: typer.Typer) -> None:
         data_app.command("generate")(generate_command)
 
 
-def _settings(small: bool, given: dict[str, Any]) -> Any:
-    """DatasetSettings from the options given (on top of the small variant with --small)."""
+def _settings(small: bool, given: dict[str, Any], engine: str = "model") -> Any:
+    """The engine's settings from the options given (on top of its small variant with --small)."""
     from pydantic import ValidationError
 
-    from hpsearch.data.generate import DatasetSettings
+    from hpsearch.data.generate import ENGINES, DatasetSettings
 
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine == "gpaw":
+        from hpsearch.data.gpaw_dataset import GpawSettings as kind
+    else:
+        kind = DatasetSettings  # type: ignore[assignment]
     changes = {key: value for key, value in given.items() if value is not None}
     try:
-        return DatasetSettings.small(**changes) if small else DatasetSettings(**changes)
+        return kind.small(**changes) if small else kind(**changes)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
         raise ConfigError(f"invalid dataset settings: {problems}") from exc
@@ -41,11 +47,12 @@ def generate_command(
         "--grid", help="Real-space grid NX NY NZ (default: 24 24 24).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="MD seed (default: 0).")] = None,
     energies: Annotated[Optional[int], typer.Option("--energies", help="LDOS energy points (default: 64).")] = None,
-    small: Annotated[bool, typer.Option("--small", help="Start from the small test variant (4 x 8 atoms, 16x8x8).")] = False,
+    small: Annotated[bool, typer.Option("--small", help="Start from the engine's small test variant (model: 4 x 8 atoms, 16x8x8).")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="Electrons: 'model' (built-in plane-wave model) or 'gpaw' (Kohn-Sham DFT, 8 x 16 atoms by default; `make dft` installs GPAW).")] = "model",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a file at OUTPUT made with other settings.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
-    """Generate thermal fcc Al snapshots (298 K, 2.699 g/cc) with model LDOS and SNAP descriptors.
+    """Generate thermal fcc Al snapshots (298 K, 2.699 g/cc) with LDOS (model or GPAW) and SNAP descriptors.
 
     Reuses OUTPUT when it already holds a store made with the same settings.
     """
@@ -53,8 +60,14 @@ def generate_command(
     from hpsearch.data.store import open_store
 
     settings = _settings(small, {"n_atoms": atoms, "n_snapshots": snapshots, "grid": grid, "seed": seed,
-                                 "n_energies": energies})
-    path = generate_dataset(output or default_store_path(settings), settings, progress=progress, overwrite=overwrite)
+                                 "n_energies": energies}, engine)
+    if engine == "gpaw":
+        from hpsearch.data.gpaw_dataset import default_gpaw_store_path
+
+        target = output or default_gpaw_store_path(settings)
+    else:
+        target = output or default_store_path(settings)
+    path = generate_dataset(target, settings, progress=progress, overwrite=overwrite, engine=engine)
     with open_store(path) as store:
         references = [store.metadata(name).reference for name in store.names]
         digest = store.content_hash()

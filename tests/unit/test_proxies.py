@@ -180,7 +180,9 @@ def test_stacked_fast_path_equals_one_network_at_a_time(data):
     for f, s in zip(fast, slow):
         assert f.reasons.keys() == s.reasons.keys()
         for name in PROXIES:
-            assert f.scores[name] == pytest.approx(s.scores[name], rel=1e-9, abs=1e-9), name
+            # near's fast path takes singular values from Gram matrices: rounding ~1e-7 relative
+            rel = 1e-7 if name == "near" else 1e-9
+            assert f.scores[name] == pytest.approx(s.scores[name], rel=rel, abs=1e-9), name
     assert "logdet" in fast[3].reasons  # width 2: 20 samples cannot have distinct codes
 
 

@@ -76,3 +76,21 @@ def test_calibrate_groups_and_errors():
     assert row.ci_excludes_zero and row.regret["1"] >= 1.0
     with pytest.raises(DataError, match="not finite"):
         calibrate("p", scores, np.where(relu, np.nan, errors), acts, np.ones(24))
+
+
+def test_select_proxy_and_choice_scores():
+    from hpsearch.scoring.auto import choice_scores, members_of, select_proxy
+
+    rng = np.random.default_rng(5)
+    errors = rng.uniform(1, 10, size=12)
+    acts, params = ["ReLU"] * 12, np.arange(12)
+    rows = [calibrate("good", -errors, errors, acts, params, n_bootstrap=20),
+            calibrate("ensemble(good+noise)", -errors, errors, acts, params, n_bootstrap=20),
+            calibrate("noise", rng.normal(size=12), errors, acts, params, n_bootstrap=20)]
+    assert select_proxy(rows).name == "good"  # tie with the ensemble: the single proxy wins
+    assert members_of("ensemble(a+b)") == ("a", "b") and members_of("zico") == ("zico",)
+    scores = {"a": [3.0, 1.0, 2.0], "b": [1.0, 2.0, 3.0]}
+    assert choice_scores("a", scores).tolist() == [3.0, 1.0, 2.0]
+    assert choice_scores("ensemble(a+b)", scores).tolist() == [2.0, 1.5, 2.5]
+    with pytest.raises(ConfigError, match="needs scores of"):
+        choice_scores("ensemble(a+c)", scores)

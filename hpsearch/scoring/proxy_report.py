@@ -53,7 +53,8 @@ def markdown_table(study: ProxyStudy) -> str:
 
 
 def plot_study(study: ProxyStudy, path: str | Path) -> Path:
-    """Top: tau and its bootstrap 95 % CI per proxy; bottom: error against score, best three."""
+    """Top: tau and its bootstrap 95 % CI per proxy; bottom: error against score for the three
+    single proxies with the most negative tau."""
     from matplotlib.figure import Figure
 
     path = Path(path)
@@ -72,7 +73,8 @@ def plot_study(study: ProxyStudy, path: str | Path) -> Path:
     axis.set_title(f"Proxy rank agreement on {len(study.rows)} architectures (negative: higher score, lower "
                    "error); bars: bootstrap 95 % CI")
     axis.grid(alpha=0.3)
-    best = [c for c in study.best(3) if not c.name.startswith("ensemble(")][:3] or study.best(3)
+    singles = [c for c in study.best(len(study.calibration)) if not c.name.startswith("ensemble(")]
+    best = singles[:3] or study.best(3)
     rows = [r for r in study.rows if math.isfinite(r.val_error_mev_per_atom)]
     errors = np.array([r.val_error_mev_per_atom for r in rows])
     for ax, c in zip(np.atleast_1d(bottom.subplots(1, max(1, len(best)))), best):

@@ -7,7 +7,7 @@ Times the stacked fast path (``score_architectures_proxies``), per proxy group (
 share a forward or backward pass are timed together), in ``--rounds`` rounds (median), and the
 one-network-at-a-time reference on a subset for the speed-up. Prints a table and writes JSON.
 
-    .venv/bin/python benchmarks/bench_proxies.py [--n-architectures 150] [--threads 2]
+    .venv/bin/python benchmarks/bench_proxies.py [--n-architectures 150] [--threads 1]
         [--out results/bench_proxies.json]
 """
 
@@ -48,7 +48,8 @@ def main() -> None:
     parser.add_argument("--n-init", type=int, default=5)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a busy machine 2 threads were 20x slower)")
     parser.add_argument("--reference-architectures", type=int, default=15)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_proxies.json")
     args = parser.parse_args()

@@ -79,3 +79,19 @@ def test_proxy_study_config_rejects_unknown_keys_and_proxies(tmp_path: Path) -> 
     bad.write_text("ensembles: [[synflow]]\n")
     with pytest.raises(ConfigError, match="at least 2"):
         load_proxy_study_config(bad)
+
+
+@pytest.mark.slow
+def test_choose_proxy_on_a_trained_pilot(small_store: Path, one_thread) -> None:
+    from hpsearch.scoring import ProxyStudyConfig, choice_scores, choose_proxy
+
+    config = ProxyStudyConfig(store=str(small_store), n_init=2, n_bootstrap=20, max_epochs=10, patience=3,
+                              train_batch_size=128, tracking=False, proxies=("naswot", "zico", "params"),
+                              ensembles=(("naswot", "params"),))
+    choice = choose_proxy(config, m=5, seed=1)
+    rows = {c.name: c for c in choice.pilot}
+    assert set(rows) == {"naswot", "zico", "params", "ensemble(naswot+params)"}
+    assert choice.pilot_tau == min(c.tau for c in choice.pilot if c.tau == c.tau)
+    assert choice.m == 5 and choice.pilot_training_seconds > 0
+    ranked = choice_scores(choice, {"naswot": [1.0, 2.0], "zico": [2.0, 1.0], "params": [5.0, 3.0]})
+    assert ranked.shape == (2,)

@@ -36,7 +36,7 @@ from hpsearch.tune.results import StudyResult
 if TYPE_CHECKING:
     from ray.tune import Callback
 
-__all__ = ["Experiment", "ExperimentConfig", "StudyResult", "acsd_scan"]
+__all__ = ["Experiment", "ExperimentConfig", "StudyResult", "acsd_scan", "proxy_study"]
 
 
 class Experiment:
@@ -101,3 +101,33 @@ def acsd_scan(path: str | Path, folder: str | Path | None = None, tracking: bool
     from hpsearch.tracking.acsd import load_scan_config, run_acsd_scan
 
     return run_acsd_scan(load_scan_config(path), folder=folder, tracking=tracking)
+
+
+def proxy_study(config: Any = None, out_dir: str | Path = "results/proxy_study", **overrides: Any) -> Any:
+    """Run the proxy calibration study (see :mod:`hpsearch.scoring.proxy_study`).
+
+    ``config``: a ``ProxyStudyConfig``, a YAML path, a mapping, or None (the defaults);
+    ``overrides`` replace single keys (``store="small"``, ``n_architectures=12``). Writes the table,
+    CSV, JSON and figure to ``out_dir`` and logs to MLflow unless tracking is off. Returns the
+    ``ProxyStudy`` (``study.calibration``: Kendall tau, CIs, regret per proxy and ensemble).
+    """
+    from hpsearch.errors import validate_mapping
+    from hpsearch.scoring.proxy_report import write_study
+    from hpsearch.scoring.proxy_study import ProxyStudyConfig, load_proxy_study_config, run_proxy_study
+
+    if config is None:
+        config = ProxyStudyConfig()
+    elif isinstance(config, (str, Path)):
+        config = load_proxy_study_config(config)
+    elif isinstance(config, Mapping):
+        config = validate_mapping(ProxyStudyConfig, dict(config), "proxy study", "store, n_architectures, ...")
+    if overrides:
+        config = validate_mapping(ProxyStudyConfig, {**config.model_dump(), **overrides}, "proxy study",
+                                  "store, n_architectures, ...")
+    study = run_proxy_study(config)
+    files = write_study(study, out_dir)
+    if config.tracking_enabled():
+        from hpsearch.tracking.proxy_study import log_proxy_study
+
+        log_proxy_study(study, out_dir, files)
+    return study

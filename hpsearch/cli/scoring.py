@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 def register(app: typer.Typer) -> None:
     """Add the ``naswot-study`` command to the main app."""
     app.command("naswot-study")(naswot_study)
+    app.command("proxy-study")(proxy_study)
 
 
 def _ints(text: str, option: str) -> tuple[int, ...]:
@@ -86,3 +87,46 @@ def naswot_study(
                                  n_init=n_init, batch_size=batch_size, seed=seed, settings=settings)
     typer.echo(study.summary())
     typer.echo(f"figure: {study.figure_path}  table/json: {out}")
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def proxy_study(
+    store: Annotated[Optional[str], typer.Option(help="Store path, 'default' or 'small' (generated).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML file of ProxyStudyConfig keys.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder: table, CSV, JSON, PNG.")] = Path("results/proxy_study"),
+    architectures: Annotated[Optional[int], typer.Option("--architectures", "-n",
+                                                         help="How many to sample and train (default 48).")] = None,
+    proxies: Annotated[Optional[str], typer.Option(help="Proxies, comma-separated (default: all).")] = None,
+    ensemble: Annotated[Optional[list[str]], typer.Option(
+        help="A rank-average ensemble, comma-separated members; repeat for several.")] = None,
+    n_init: Annotated[Optional[int], typer.Option(help="Initialisations per architecture (default 5).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of sampling, batch and initialisations.")] = None,
+    max_epochs: Annotated[Optional[int], typer.Option(help="Epoch cap per training (default 200).")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Early-stopping patience (default 10).")] = None,
+    tracking: Annotated[Optional[bool], typer.Option("--tracking/--no-tracking",
+                                                     help="Log to MLflow (default: on).")] = None,
+) -> None:
+    """Which training-free proxy ranks trained networks on this data? Kendall tau, Spearman rho
+    (bootstrap 95 % CIs), top-k regret against the VALIDATION error, per proxy and ensemble.
+
+    Trains every sampled architecture with early stopping (default: patience 10, at most 200
+    epochs) and evaluates the mean band-energy error over the validation snapshots.
+    """
+    from hpsearch.api import proxy_study as run
+
+    overrides = {key: value for key, value in {
+        "store": store, "n_architectures": architectures, "proxies": _names(proxies), "n_init": n_init,
+        "seed": seed, "max_epochs": max_epochs, "patience": patience, "tracking": tracking,
+        "ensembles": tuple(_names(e) for e in ensemble) if ensemble else None,
+    }.items() if value is not None}
+    study = run(config, out, **overrides)
+    from hpsearch.scoring.proxy_report import markdown_table
+
+    typer.echo(markdown_table(study))
+    best = study.best(1)
+    if best:
+        typer.echo(f"best: {best[0].name} (tau {best[0].tau:+.3f}, 95% CI {best[0].tau_ci[0]:+.2f} .. "
+                   f"{best[0].tau_ci[1]:+.2f}); files in {out}")

@@ -1,4 +1,6 @@
-"""Training-free scores of networks at initialisation (NASWOT, paper eq. 13-14) and rank statistics.
+"""Training-free scores of networks at initialisation (NASWOT, paper eq. 13-14, and the proxy zoo
+of :mod:`hpsearch.scoring.proxies`), rank statistics, the proxy calibration study and the
+automatic choice of a proxy.
 
 Example:
     >>> from hpsearch.scoring import naswot_mean_score, score_architectures, kendall_tau
@@ -8,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+from hpsearch.scoring.auto import ProxyChoice, choice_scores, choose_proxy, select_proxy
 from hpsearch.scoring.batched import default_init_params, score_architectures
 from hpsearch.scoring.experiment import ArchitectureSpace, run_naswot_study, sample_architectures
 from hpsearch.scoring.naswot import (
@@ -23,11 +26,24 @@ from hpsearch.scoring.naswot import (
     score_jacobians,
     validate_batch,
 )
+from hpsearch.scoring.proxies import PROXIES, proxy_result, proxy_score, score_proxies
+from hpsearch.scoring.proxy_study import ProxyStudy, ProxyStudyConfig, run_proxy_study
 from hpsearch.scoring.ranking import KendallResult, kendall_tau, kendall_test
 from hpsearch.scoring.study import NaswotErrorStudy, naswot_error_study
 
 __all__ = [
+    "PROXIES",
     "WORST_SCORE",
+    "ProxyChoice",
+    "ProxyStudy",
+    "ProxyStudyConfig",
+    "choice_scores",
+    "choose_proxy",
+    "proxy_result",
+    "proxy_score",
+    "run_proxy_study",
+    "score_proxies",
+    "select_proxy",
     "ArchitectureSpace",
     "Convention",
     "KendallResult",

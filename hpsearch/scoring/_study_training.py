@@ -1,0 +1,88 @@
+"""Training the architectures of a proxy study, in this process or in worker processes.
+
+Each architecture is trained with early stopping on the training snapshots and evaluated on the
+validation snapshots (mean band-energy error, meV/atom). With ``workers > 1`` a spawned process
+pool trains several at once, one torch thread each; every worker reads the store once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from hpsearch.data.splits import Split
+    from hpsearch.model import NetworkSpec, TestSnapshot, TrainingData, TrainingSettings
+
+__all__ = ["train_architectures", "train_one"]
+
+log = logging.getLogger(__name__)
+
+#: What a worker process loaded once (its data); set by the pool initialiser in the worker only.
+_WORKER: dict[str, Any] = {}
+
+
+def train_one(spec: NetworkSpec, settings: TrainingSettings, data: TrainingData,
+              val: Sequence[TestSnapshot]) -> dict[str, Any]:
+    """Train ``spec``; its parameter count, validation errors, status, epochs and seconds."""
+    from hpsearch.model import count_parameters, evaluate, train
+
+    result = train(spec, settings, data)
+    errors: tuple[float, ...] = ()
+    if result.ok:
+        errors = tuple(evaluate(result.model, result.scalers, list(val)).band_energy_errors_mev_per_atom)
+    return {"n_params": count_parameters(result.model), "val_errors_mev_per_atom": errors,
+            "val_error_mev_per_atom": float(np.mean(errors)) if errors else math.nan,
+            "train_status": result.status, "epochs": result.epochs, "best_epoch": result.best_epoch,
+            "train_seconds": round(result.seconds, 3)}
+
+
+def _init_worker(store_path: str, split: Split) -> None:
+    import torch
+
+    from hpsearch.model import TrainingData
+    from hpsearch.scoring.proxy_study import validation_snapshots
+
+    torch.set_num_threads(1)
+    _WORKER["data"] = TrainingData.from_store(store_path, split)
+    _WORKER["val"] = validation_snapshots(store_path, tuple(split.validation))
+
+
+def _train_in_worker(spec: NetworkSpec, settings: TrainingSettings) -> dict[str, Any]:
+    return train_one(spec, settings, _WORKER["data"], _WORKER["val"])
+
+
+def train_architectures(specs: Sequence[NetworkSpec], config: Any, store_path: str | Path, split: Split,
+                        data: TrainingData, val: Sequence[TestSnapshot],
+                        progress: Callable[[str, int, int], None] | None = None) -> list[dict[str, Any]]:
+    """One result per spec, in the order of ``specs``."""
+    settings = config.settings()
+    rows: list[dict[str, Any] | None] = [None] * len(specs)
+
+    def done(index: int, row: dict[str, Any], count: int) -> None:
+        rows[index] = row
+        spec = specs[index]
+        log.info("architecture %d/%d (%d done) %s %s: %s after %d epochs, validation error %.3f meV/atom",
+                 index + 1, len(specs), count, "x".join(map(str, spec.widths)), spec.hidden_activations[0],
+                 row["train_status"], row["epochs"], row["val_error_mev_per_atom"])
+        if progress:
+            progress("training", count, len(specs))
+
+    if config.workers <= 1:
+        for index, spec in enumerate(specs):
+            done(index, train_one(spec, settings, data, val), index + 1)
+    else:
+        import multiprocessing
+
+        with ProcessPoolExecutor(max_workers=config.workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(str(store_path), split)) as pool:
+            futures = {pool.submit(_train_in_worker, spec, settings): i for i, spec in enumerate(specs)}
+            for count, future in enumerate(as_completed(futures), start=1):
+                done(futures[future], future.result(), count)
+    return [row for row in rows if row is not None]

@@ -345,7 +345,71 @@ def build_report(results: Mapping[str, Sequence[StudyResult]], experiments: Mapp
     summary = _summary(report, results, experiments, uri, mlflow_experiment)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _log_comparison(report, uri, mlflow_experiment)
+    _annotate_studies(report, experiments, uri)
     return report
+
+
+def _annotate_studies(report: BenchmarkReport, experiments: Mapping[str, Sequence[Experiment]], uri: str) -> None:
+    """Put the comparison on every study's parent run, so the MLflow runs table shows it: the
+    strategy's test error median and CI over repeats, this repeat's speed-up vs each reference, the
+    paired p-value, and the target verdict as a tag and in the run's description."""
+    from mlflow.tracking import MlflowClient
+
+    from hpsearch.bench.paper import LABELS
+    from hpsearch.tune.study_tracking import study_tracker
+
+    if report.table.empty:
+        return
+    rows = report.table.set_index("strategy")
+    try:
+        client = MlflowClient(uri)
+        for stem, repeats in experiments.items():
+            label = LABELS[stem]
+            if label not in rows.index:
+                continue
+            row = rows.loc[label]
+            for number, experiment in enumerate(repeats):
+                tracker = study_tracker(experiment.config, experiment.config.results_dir)
+                run_id = tracker.run_id() if tracker is not None else None
+                if run_id is None:
+                    continue
+                metrics = {"strategy_test_error_median_mev_per_atom": row["test_error_mev_per_atom"],
+                           "strategy_test_error_ci_low_mev_per_atom": row["test_error_mev_per_atom_ci_low"],
+                           "strategy_test_error_ci_high_mev_per_atom": row["test_error_mev_per_atom_ci_high"]}
+                mine = report.runs[(report.runs["strategy"] == label) & (report.runs["repeat"] == number)]
+                for reference in report.references:
+                    key = _ref_key(reference)
+                    theirs = report.runs[(report.runs["strategy"] == reference) & (report.runs["repeat"] == number)]
+                    if not mine.empty and not theirs.empty:
+                        metrics[f"speedup_vs_{key}"] = float(theirs["search_core_s"].iloc[0]) / float(
+                            mine["search_core_s"].iloc[0])
+                    metrics[f"strategy_p_vs_{key}"] = row.get(f"p_vs_{key}", math.nan)
+                for name, value in metrics.items():
+                    if value is not None and math.isfinite(float(value)):
+                        client.log_metric(run_id, name, float(value))
+                verdict = _verdict_of(label, report)
+                client.set_tag(run_id, "hpsearch.comparison", verdict)
+                client.set_tag(run_id, "mlflow.note.content", f"{label}, repeat {number + 1} of {len(repeats)}. "
+                               f"{verdict}. Selected on validation; test error of the winner retrained.")
+    except Exception as exc:  # noqa: BLE001 - the comparison files exist: MLflow annotations are a convenience
+        logger.warning("could not annotate the studies' MLflow runs with the comparison (%s)", exc)
+
+
+def _verdict_of(label: str, report: BenchmarkReport) -> str:
+    """One line: this strategy's test error against the first reference, or the target verdict for NASWOT."""
+    if label == "naswot (fixed)" and report.target is not None:
+        return report.target.verdict
+    rows = report.table.set_index("strategy")
+    if not report.references or label not in rows.index:
+        return "no comparison"
+    reference = report.references[0]
+    if label == reference:
+        return f"reference of the comparison ({reference})"
+    key = _ref_key(reference)
+    ratio, p = rows.loc[label].get(f"error_ratio_vs_{key}", math.nan), rows.loc[label].get(f"p_vs_{key}", math.nan)
+    if not math.isfinite(ratio):
+        return f"no paired comparison with {reference}"
+    return f"test error {ratio:.2f}x {reference}'s (median of paired repeats, Wilcoxon p = {p:.3g})"
 
 
 def _summary(report: BenchmarkReport, results: Mapping[str, Sequence[StudyResult]],

@@ -44,7 +44,10 @@ def _root(
 
     once = OnceFilter()
     for handler in logging.getLogger().handlers:
-        handler.addFilter(once)
+        # only the console handler of basicConfig (not handlers others installed, e.g. pytest's
+        # capture), and once: a process that runs several commands does not stack filters
+        if type(handler) is logging.StreamHandler and not any(isinstance(f, OnceFilter) for f in handler.filters):
+            handler.addFilter(once)
 
 
 _register_all()

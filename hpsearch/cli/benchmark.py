@@ -13,6 +13,9 @@ import typer
 
 benchmark_app = typer.Typer(help="Measured comparisons of the search strategies.", no_args_is_help=True)
 
+#: Repeats of each strategy in `hpsearch demo` (`hpsearch benchmark paper --quick` runs 3).
+DEMO_REPEATS = 2
+
 _QUIET_LOGGERS = ("hpsearch.tune", "hpsearch.tracking", "hpsearch.scoring", "hpsearch.model",
                   "hpsearch.data.splits", "searchers", "ray", "optuna")
 
@@ -143,7 +146,8 @@ def demo(
     path = _generate_in_child(default_store_path())
     console.print(f"dataset: {path} ({time.perf_counter() - started:.0f} s)")
     console.rule("step 2/2: the short comparison (naswot, tpe + naswot-pruner, oat, tpe)")
-    settings = BenchmarkSettings(out=out, quick=True, overwrite=True, keep_server=True)
+    # two repeats keep `make demo` within about 10 minutes on 2 cores; the quick benchmark runs 3
+    settings = BenchmarkSettings(out=out, quick=True, overwrite=True, keep_server=True, repeats=DEMO_REPEATS)
     report = run_paper_benchmark(settings)
     print_report(report, console)
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s; the full benchmark: "

@@ -50,7 +50,10 @@ def plot_anytime(strategies: Sequence[dict[str, Any]], path: str | Path) -> Path
             if not curves:
                 continue
             stack = np.vstack(curves)
-            seen = np.isfinite(stack).any(axis=0)
+            spent = [float(np.nansum(cost)) for cost, _ in study["runs"]]
+            # where every repeat has a result and within the strategy's budget: the median of
+            # non-increasing curves is then non-increasing
+            seen = np.isfinite(stack).all(axis=0) & (grid <= max(spent) * (1 + 1e-9))
             with np.errstate(all="ignore"):
                 import warnings
 
@@ -61,9 +64,10 @@ def plot_anytime(strategies: Sequence[dict[str, Any]], path: str | Path) -> Path
             n = len(curves)
             ax.plot(grid[seen], median[seen], color=color, label=f"{study['strategy']} (validation, {n} repeats)")
             ax.fill_between(grid[seen], low[seen], high[seen], color=color, alpha=0.15, linewidth=0)
-            spent = [float(np.nansum(cost)) for cost, _ in study["runs"]]
-            if len(spent) == 1 or len(set(spent)) == 1:  # a training-free search: one point, not a line
-                ax.plot([spent[0]], [median[seen][-1]] if seen.any() else [np.nan], "s", color=color, ms=6)
+            finals = [float(np.nanmin(np.where(np.isfinite(e := np.asarray(errors, dtype=float)), e, np.nan)))
+                      if np.isfinite(np.asarray(errors, dtype=float)).any() else np.nan for _, errors in study["runs"]]
+            if np.isfinite(finals).any():  # the search's final pick (visible also for a training-free search)
+                ax.plot([float(np.median(spent))], [float(np.nanmedian(finals))], "s", color=color, ms=6)
             test = study.get("test")
             if test is not None and np.isfinite(test[0]):
                 x = float(np.median(spent))
@@ -73,7 +77,7 @@ def plot_anytime(strategies: Sequence[dict[str, Any]], path: str | Path) -> Path
     ax.set_yscale("log")
     ax.set_xlabel("cumulative search compute (core-seconds)")
     ax.set_ylabel("band-energy error (meV/atom)")
-    ax.set_title("Best validation error so far: median over repeats, band min-max\n"
+    ax.set_title("Best validation error so far: median over repeats, band min-max; squares: the final pick\n"
                  "open dots: retrained winner's test error, median [95% CI]", fontsize=10)
     if finals:
         ax.legend(fontsize=8)

@@ -55,7 +55,7 @@ def _check_asha(frame: pd.DataFrame, epochs: dict[str, list[int]], stopped_statu
     assert not stopped.empty, frame[["status", "learning_rate", "width"]]
     for trial_id in stopped["trial_id"]:
         assert epochs[trial_id] and epochs[trial_id][-1] in ASHA_RUNGS, (trial_id, epochs[trial_id])
-    assert stopped["error_mev_per_atom"].isna().all()
+    assert stopped["val_error_mev_per_atom"].isna().all()
     completed = frame[frame["status"] == "completed"]
     assert not completed.empty and (completed["epochs"] == MAX_EPOCHS).all()
     for trial_id in completed["trial_id"]:
@@ -85,9 +85,9 @@ def test_naswot_pruner_then_asha(ray_local: Any, small_store: Path, tmp_path: Pa
     # the pruner stops a trial on its NASWOT report, before any epoch
     pruned = frame[(frame["status"] == "pruned") & frame["trial_id"].map(lambda t: epochs[t] == [])]
     assert not pruned.empty and pruned["training_seconds"].isna().all()
-    # ASHA stops others at a rung; their last report carries the NASWOT score and no error, which
-    # the study's trial table lists as 'pruned' as well (hpsearch.tune.results.trial_status)
-    _check_asha(frame, epochs, stopped_status="pruned")
+    # ASHA stops others at a rung: their last report carries the NASWOT score, no error, but an
+    # epoch, so the study's trial table lists them as 'stopped', not 'pruned'
+    _check_asha(frame, epochs)
 
 
 def test_naswot_halving_trains_rungs_of_growing_epochs(ray_local: Any, small_store: Path, tmp_path: Path) -> None:
@@ -118,8 +118,8 @@ def test_naswot_halving_trains_rungs_of_growing_epochs(ray_local: Any, small_sto
 
     rung0, rung1, rung2 = (train[train["phase"] == f"rung-{i}"] for i in range(3))
     # the best half of the completed trainings goes on (a diverged one has no error and stays behind)
-    assert keys(rung1) == keys(rung0.nsmallest(2, "error_mev_per_atom"))
-    assert keys(rung2) == keys(rung1.nsmallest(1, "error_mev_per_atom"))
+    assert keys(rung1) == keys(rung0.nsmallest(2, "val_error_mev_per_atom"))
+    assert keys(rung2) == keys(rung1.nsmallest(1, "val_error_mev_per_atom"))
     assert rung0["learning_rate"].nunique() == 4  # TPE drew the settings of each rung-0 training
     assert result.core_seconds > 0
 

@@ -159,6 +159,12 @@ def test_tiny_benchmark_writes_table_figures_and_mlflow(ray_local, mlflow_server
     figures = {Path(a.path).name for a in client.list_artifacts(comparison.info.run_id, "figures")}
     assert {"figure3_error_vs_compute.png", "figure6_architectures.png"} <= figures
     assert comparison.data.metrics["target_passed"] == float(report.target.passed)
+    # the comparison is on every study's parent run too (the runs table shows it)
+    studies = [r for r in runs if r.data.tags.get("hpsearch.role") == "study"]
+    assert all("speedup_vs_tpe" in r.data.metrics and "hpsearch.comparison" in r.data.tags for r in studies)
+    tpe_runs = [r for r in studies if r.data.params.get("strategy") == "tpe" and "scheduler" in r.data.params
+                and r.data.params["scheduler"] == "none"]
+    assert tpe_runs and all(r.data.metrics["speedup_vs_tpe"] == pytest.approx(1.0) for r in tpe_runs)
 
 
 def test_noise_floor_by_hand() -> None:

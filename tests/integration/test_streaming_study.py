@@ -117,7 +117,7 @@ def test_study_on_a_store_larger_than_the_object_store_completes(small_ray: Any,
     frame = Experiment.load_result(str(study_dir)).trials
     assert sorted(frame["width"]) == [8, 16]
     assert set(frame["status"]) == {"completed"}, frame[["status", "reason"]].to_string()
-    assert all(e > 0 for e in frame["error_mev_per_atom"])
+    assert all(e > 0 for e in frame["val_error_mev_per_atom"])
 
 
 def test_worker_killed_mid_epoch_while_streaming_is_retried(small_ray: Any, big_store: Path, tmp_path: Path) -> None:

@@ -32,8 +32,8 @@ def test_printed_link_opens_the_runs_table_with_named_runs(mlflow_server, tmp_pa
     for i in range(3):
         params = {"n_layers": 2, "width": 16 * (i + 1), "activation": "ReLU", "learning_rate": 0.003}
         tracker.log_trial(TrialRecord(f"t_{i:05d}", params, "pruned" if i == 2 else "completed",
-                                      band_energy_error_mev_per_atom=None if i == 2 else 10.0 + i))
-    assert tracker.finish({"best_band_energy_error_mev_per_atom": 10.0}) == 0
+                                      val_error_mev_per_atom=None if i == 2 else 10.0 + i))
+    assert tracker.finish({"best_val_error_mev_per_atom": 10.0}) == 0
 
     link = runs_table_link(mlflow_server.url, "ui-headless")
     experiment = MlflowClient(mlflow_server.url).get_experiment_by_name("ui-headless")

@@ -26,7 +26,7 @@ demo: venv
 	$(VENV)/bin/hpsearch demo
 
 test: venv
-	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -q -ra --durations=20 $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/lint-imports

@@ -181,7 +181,7 @@ class ExperimentConfig(_Section):
     budget: BudgetConfig = BudgetConfig()
     repeats: int = Field(default=1, ge=1, description="trainings per trial, averaged")
     retrains: int = Field(
-        default=0, ge=0, description="after the search, train the winner this often with new seeds (paper: 5); "
+        default=0, ge=0, le=1000, description="after the search, train the winner this often with new seeds (paper: 5); "
         "only these retrains are evaluated on the test snapshots"
     )
     objective: Literal["band_energy", "ldos_mse"] = Field(

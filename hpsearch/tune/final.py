@@ -25,8 +25,9 @@ from hpsearch.config.experiment import ExperimentConfig, network_spec, training_
 logger = logging.getLogger(__name__)
 
 FINAL_MODEL = "final_model.pt"
-#: Retrain seeds are ``seed + RETRAIN_SEED_OFFSET + i``: far from every seed a trial uses
-#: (``seed + _seed + repeat``, with ``_seed`` a trial counter).
+#: Retrain seeds are ``RETRAIN_SEED_OFFSET * (seed + 1) + i``: far from every seed a trial uses
+#: (``seed + _seed + repeat``, with ``_seed`` a trial counter), and disjoint between studies whose
+#: search seeds differ (the repeats of a benchmark), so their retrains are independent draws.
 RETRAIN_SEED_OFFSET = 10_000
 
 
@@ -82,7 +83,9 @@ class FinalEvaluation:
 
 def retrain_seeds(config: ExperimentConfig, n: int) -> list[int]:
     """The seeds of the `n` retrains: never the seeds of the search's trials."""
-    return [config.seed + RETRAIN_SEED_OFFSET + i for i in range(n)]
+    if n > RETRAIN_SEED_OFFSET:
+        raise ValueError(f"retrains={n}: at most {RETRAIN_SEED_OFFSET} retrains keep the seeds of studies apart")
+    return [RETRAIN_SEED_OFFSET * (config.seed + 1) + i for i in range(n)]
 
 
 def retrain_one(params: dict[str, Any], seed: int, settings: Any, test_names: list[str]) -> dict[str, Any]:

@@ -241,6 +241,14 @@ class StudyTracker:
         self.journal.submit({"op": "end_run", "key": key, "status": RUN_STATUS.get(record.status, "FAILED"),
                              "time_ms": _now_ms()})
 
+    def log_series(self, values: dict[str, list[float]]) -> None:
+        """Per-index metrics of the study's run (step = index), e.g. one value per retrain seed."""
+        stamp = _now_ms()
+        rows = [[name, float(v), step, stamp] for name, series in values.items()
+                for step, v in enumerate(series) if v is not None and _finite(v)]
+        if rows:
+            self.journal.submit({"op": "log_batch", "key": self.study_key, "metrics": rows})
+
     def log_summary(self, metrics: dict[str, float], tags: dict[str, Any] | None = None) -> None:
         stamp = _now_ms()
         rows = [[k, float(v), 0, stamp] for k, v in metrics.items() if v is not None]

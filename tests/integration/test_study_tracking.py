@@ -53,6 +53,9 @@ def test_grid_study_in_mlflow(ray_local, mlflow_server, small_store: Path, tmp_p
     assert metrics["saved_model_val_error_mev_per_atom"] == pytest.approx(final.val_errors[final.chosen])
     assert metrics["best_val_error_mev_per_atom"] == pytest.approx(result.best_val_error_mev_per_atom)
     assert metrics["search_core_s"] > 0 and metrics["retrain_core_s"] > 0
+    retrains = client.get_metric_history(parent.info.run_id, "retrain_test_error_mev_per_atom")
+    assert sorted(m.step for m in retrains) == [0, 1]
+    assert sorted(m.value for m in retrains) == pytest.approx(sorted(final.test_errors))
     for child in children:  # no child run and no trials column holds a test error
         assert not any("test" in name for name in child.data.metrics), child.data.metrics
     assert not any("test" in column for column in result.trials.columns)

@@ -25,7 +25,6 @@ Example YAML::
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import random
@@ -36,7 +35,7 @@ from pydantic import Field
 from ray.tune.search import Searcher
 
 from hpsearch.config.space import SearchSpace, Value
-from hpsearch.config.strategy import Strategy, StrategyOptions
+from hpsearch.config.strategy import Strategy, StrategyOptions, reported_list
 from hpsearch.errors import ConfigError
 from searchers._base import StateSearcher
 
@@ -53,17 +52,6 @@ class NaswotOptions(StrategyOptions):
     max_candidates: int = Field(default=5000, ge=1)
     #: architectures per 'score' trial
     chunk_size: int = Field(default=64, ge=1)
-
-
-def reported_list(value: Any) -> list[Any] | None:
-    """A list a trial reported, as a list or as its JSON text (JSON keeps Tune's TBX logger quiet:
-    it skips strings, but warns on lists it cannot draw as histograms); None when absent."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    return list(value) if isinstance(value, (list, tuple)) else None
 
 
 def architecture_levels(space: SearchSpace, strategy: str) -> dict[str, tuple[Value, ...]]:

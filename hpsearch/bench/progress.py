@@ -8,8 +8,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from hpsearch.config.strategy import METRIC, NASWOT_METRIC
-from hpsearch.tracking.callback import reported_list
+from hpsearch.config.strategy import METRIC, NASWOT_METRIC, reported_list
 
 
 class StudyProgress:

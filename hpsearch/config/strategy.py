@@ -31,6 +31,7 @@ Example, a strategy that tries one fixed configuration::
 from __future__ import annotations
 
 import abc
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -64,6 +65,17 @@ RESERVED_KEYS = {
     "_naswot": "true: report the NASWOT mean score first (for the naswot-pruner scheduler)",
     "_phase": "free-form label of the strategy's phase, logged with the trial",
 }
+
+
+def reported_list(value: Any) -> list[Any] | None:
+    """A list a trial reported (e.g. ``naswot_scores``), as a list or as its JSON text (JSON keeps
+    Tune's TensorBoard logger quiet: it skips strings but warns on lists); None when absent or unreadable."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return list(value) if isinstance(value, (list, tuple)) else None
 
 
 class StrategyOptions(BaseModel):

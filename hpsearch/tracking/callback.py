@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from typing import Any
 
 from ray.tune import Callback
 
-from hpsearch.config.strategy import LDOS_METRIC, METRIC, NASWOT_METRIC, STD_METRIC
+from hpsearch.config.strategy import LDOS_METRIC, METRIC, NASWOT_METRIC, STD_METRIC, reported_list
 from hpsearch.tracking.tracker import StudyTracker, TrialRecord
 
 _EPOCH_KEYS = ("epoch", "train_loss", "val_loss")
@@ -115,16 +114,6 @@ class MLflowStudyCallback(Callback):
         if scores and config.get("_candidates"):  # after log_trial: its run exists even on a resume
             self.tracker.log_scored_architectures(trial.trial_id, [dict(c) for c in config["_candidates"]],
                                                   scores, reported_list(result.get("naswot_reasons")))
-
-
-def reported_list(value: Any) -> list[Any] | None:
-    """A list a trial reported, as a list or as its JSON text; None when absent or unreadable."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    return list(value) if isinstance(value, (list, tuple)) else None
 
 
 def _number(value: Any) -> float | None:

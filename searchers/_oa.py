@@ -36,7 +36,6 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -261,8 +260,7 @@ def _oapackage_search(levels: Sequence[int], sizes: list[int], seconds: float) -
         logger.info("oapackage is not installed: OAT uses the linear construction "
                     "(pip install oapackage for smaller arrays)")
         return None
-    root = str(Path(__file__).resolve().parents[1])
-    code = f"import sys; sys.path.insert(0, {root!r}); from searchers._oa import _worker; _worker()"
+    code = f"from {__name__} import _worker; _worker()"  # the installed name (hpsearch_searchers)
     request = json.dumps({"levels": list(levels), "sizes": sizes, "seconds": seconds})
     try:
         done = subprocess.run([sys.executable, "-c", code], input=request, capture_output=True, text=True,

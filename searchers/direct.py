@@ -32,7 +32,7 @@ from ray.tune.search import Searcher
 
 from hpsearch.config.space import SearchSpace
 from hpsearch.config.strategy import Strategy, StrategyOptions
-from searchers._base import StateSearcher, discrete_levels, fingerprint
+from ._base import StateSearcher, discrete_levels, fingerprint
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from ray.tune.search import Searcher
 from hpsearch.config.space import SearchSpace, Value
 from hpsearch.config.strategy import Strategy, StrategyOptions, reported_list
 from hpsearch.errors import ConfigError
-from searchers._base import StateSearcher
+from ._base import StateSearcher
 
 logger = logging.getLogger(__name__)
 

@@ -47,14 +47,14 @@ from ray.tune.search import Searcher
 from hpsearch.config.space import SearchSpace
 from hpsearch.config.strategy import Strategy
 from hpsearch.errors import ConfigError
-from searchers.naswot import (
+from .naswot import (
     NaswotOptions,
     NaswotSearcher,
     architecture_candidates,
     check_budget,
     validate_architecture_space,
 )
-from searchers.naswot_optimized import optimisation_distributions
+from .naswot_optimized import optimisation_distributions
 
 if TYPE_CHECKING:
     import optuna

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import Field
 from hpsearch.config.space import Categorical, FloatRange, IntRange, SearchSpace
 from hpsearch.errors import ConfigError
-from searchers.naswot import (
+from .naswot import (
     NaswotOptions,
     NaswotSearcher,
     NaswotStrategy,

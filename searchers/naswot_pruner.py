@@ -36,7 +36,7 @@ from pydantic import Field, model_validator
 from hpsearch.config.registry import load_scheduler
 from hpsearch.config.strategy import NASWOT_METRIC, SchedulerPlugin, StrategyOptions
 from hpsearch.errors import ConfigError
-from searchers._chain import ChainedScheduler
+from ._chain import ChainedScheduler
 
 try:
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler

@@ -31,8 +31,8 @@ from ray.tune.search import Searcher
 
 from hpsearch.config.strategy import Strategy, StrategyOptions
 from hpsearch.errors import ConfigError
-from searchers._base import StateSearcher, discrete_levels
-from searchers._oa import OrthogonalArray, orthogonal_array
+from ._base import StateSearcher, discrete_levels
+from ._oa import OrthogonalArray, orthogonal_array
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from ray.tune.search import Searcher
 from hpsearch.config.space import Categorical, FloatRange, IntRange, SearchSpace, Value
 from hpsearch.config.strategy import Strategy, StrategyOptions
 from hpsearch.errors import ConfigError
-from searchers._base import StateSearcher
+from ._base import StateSearcher
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from pydantic import Field
 
 from hpsearch.config.strategy import SchedulerPlugin, StrategyOptions
 from hpsearch.errors import ConfigError
-from searchers._chain import ChainedScheduler
+from ._chain import ChainedScheduler
 
 try:
     from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, MedianStoppingRule, TrialScheduler

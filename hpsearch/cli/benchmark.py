@@ -17,7 +17,7 @@ benchmark_app = typer.Typer(help="Measured comparisons of the search strategies.
 DEMO_REPEATS = 2
 
 _QUIET_LOGGERS = ("hpsearch.tune", "hpsearch.tracking", "hpsearch.scoring", "hpsearch.model",
-                  "hpsearch.data.splits", "searchers", "ray", "optuna")
+                  "hpsearch.data.splits", "hpsearch_searchers", "ray", "optuna")
 
 
 def _console() -> Any:

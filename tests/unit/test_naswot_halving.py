@@ -14,7 +14,7 @@ from hpsearch.config.space import SearchSpace
 from hpsearch.config.strategy import METRIC, NASWOT_METRIC, StrategyContext
 from hpsearch.errors import ConfigError
 from hpsearch.testing import SearcherConformance, SearcherDriver, canonical
-from searchers.naswot_halving import rung_plan
+from hpsearch_searchers.naswot_halving import rung_plan
 
 SMALL = {"n_layers": [1, 2], "width": [8, 16], "activation": ["ReLU", "Tanh"]}
 

@@ -14,7 +14,7 @@ from hpsearch.config.space import SearchSpace
 from hpsearch.config.strategy import METRIC, NASWOT_METRIC, StrategyContext
 from hpsearch.errors import ConfigError
 from hpsearch.testing import SearcherConformance, SearcherDriver, canonical
-from searchers.naswot import architecture_candidates
+from hpsearch_searchers.naswot import architecture_candidates
 
 
 class TestNaswotConformance(SearcherConformance):

@@ -17,8 +17,8 @@ from hpsearch.config.space import SearchSpace
 from hpsearch.config.strategy import METRIC, StrategyContext
 from hpsearch.errors import ConfigError
 from hpsearch.testing import SearcherConformance, SearcherDriver
-from searchers._oa import _oapackage_search, is_strength2, min_run_size, orthogonal_array, run_size_step
-from searchers.oat import range_analysis
+from hpsearch_searchers._oa import _oapackage_search, is_strength2, min_run_size, orthogonal_array, run_size_step
+from hpsearch_searchers.oat import range_analysis
 
 
 class TestOATConformance(SearcherConformance):

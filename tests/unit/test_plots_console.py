@@ -88,8 +88,8 @@ def test_each_warning_once() -> None:
     from hpsearch.cli.console import OnceFilter
 
     once = OnceFilter()
-    records = [logging.LogRecord("searchers.naswot", level, "x.py", 1, "not searched: %s", ("lr",), None)
+    records = [logging.LogRecord("hpsearch_searchers.naswot", level, "x.py", 1, "not searched: %s", ("lr",), None)
                for level in (logging.WARNING, logging.WARNING, logging.INFO, logging.INFO)]
     assert [once.filter(r) for r in records] == [True, False, True, True]
-    other = logging.LogRecord("searchers.naswot", logging.WARNING, "x.py", 1, "not searched: %s", ("bs",), None)
+    other = logging.LogRecord("hpsearch_searchers.naswot", logging.WARNING, "x.py", 1, "not searched: %s", ("bs",), None)
     assert once.filter(other) is True

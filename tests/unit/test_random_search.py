@@ -14,7 +14,7 @@ from hpsearch.config.space import SearchSpace
 from hpsearch.config.strategy import StrategyContext
 from hpsearch.errors import ConfigError
 from hpsearch.testing import SearcherConformance, SearcherDriver, canonical
-from searchers.random_search import draw
+from hpsearch_searchers.random_search import draw
 
 
 class TestRandomConformance(SearcherConformance):

@@ -13,7 +13,7 @@ from hpsearch.config.experiment import parse_experiment, validate_experiment
 from hpsearch.config.registry import describe_all, load_scheduler
 from hpsearch.config.strategy import METRIC, NASWOT_METRIC, StrategyContext
 from hpsearch.errors import ConfigError
-from searchers._chain import ChainedScheduler
+from hpsearch_searchers._chain import ChainedScheduler
 
 STOP, CONTINUE = TrialScheduler.STOP, TrialScheduler.CONTINUE
 

@@ -81,11 +81,14 @@ class OperationApplier:
 
     def _experiment_id(self, name: str) -> str:
         if name not in self._experiments:
+            from hpsearch.tracking.views import save_comparison_view
+
             found = self.client.get_experiment_by_name(name)
             self._experiments[name] = (
                 found.experiment_id if found is not None
                 else self.client.create_experiment(name, artifact_location=artifact_location(self.tracking_uri))
             )
+            save_comparison_view(self.client, self._experiments[name])
         return self._experiments[name]
 
     def apply(self, op: Operation) -> None:

@@ -114,9 +114,15 @@ class TrackingServer:
         self.stop()
 
 
-def experiment_runs_url(base_url: str, experiment_id: str) -> str:
-    """The UI link that opens an experiment's runs table (MLflow 3 opens a GenAI page otherwise)."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+def experiment_runs_url(base_url: str, experiment_id: str, comparison: bool = False) -> str:
+    """The UI link that opens an experiment's runs table (MLflow 3 opens a GenAI page otherwise);
+    ``comparison``: on hpsearch's saved comparison view (see :mod:`hpsearch.tracking.views`)."""
+    link = f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    if comparison:
+        from hpsearch.tracking.views import view_link_suffix
+
+        link += view_link_suffix()
+    return link
 
 
 def stop_process_group(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
@@ -322,4 +328,9 @@ def runs_table_link(server_url: str, experiment_name: str) -> str:
     except Exception as exc:  # noqa: BLE001 - a link is a convenience: never fail over it
         logger.debug("no experiment id for %r on %s: %s", experiment_name, server_url, exc)
         return server_url
-    return experiment_runs_url(server_url, found.experiment_id) if found is not None else server_url
+    if found is None:
+        return server_url
+    from hpsearch.tracking.views import save_comparison_view
+
+    save_comparison_view(MlflowClient(server_url), found.experiment_id)  # experiments made before views
+    return experiment_runs_url(server_url, found.experiment_id, comparison=True)

@@ -33,14 +33,20 @@ def test_printed_link_opens_the_runs_table_with_named_runs(mlflow_server, tmp_pa
         params = {"n_layers": 2, "width": 16 * (i + 1), "activation": "ReLU", "learning_rate": 0.003}
         tracker.log_trial(TrialRecord(f"t_{i:05d}", params, "pruned" if i == 2 else "completed",
                                       val_error_mev_per_atom=None if i == 2 else 10.0 + i))
-    assert tracker.finish({"best_val_error_mev_per_atom": 10.0}) == 0
+    assert tracker.finish({"best_val_error_mev_per_atom": 10.0, "test_error_mev_per_atom": 12.5,
+                           "search_core_s": 42.0}) == 0
 
     link = runs_table_link(mlflow_server.url, "ui-headless")
     experiment = MlflowClient(mlflow_server.url).get_experiment_by_name("ui-headless")
-    assert link == f"{mlflow_server.url}/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+    assert link == (f"{mlflow_server.url}/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+                    "&viewStateShareKey=hpsearch-comparison")
     table = _dom(link)
-    assert "matching runs" in table and "ui-tpe" in table  # the runs table, with the study's parent run
+    assert "matching run" in table and "ui-tpe" in table  # the runs table, with the study's parent run
     assert "Detect Issues" not in table  # not MLflow's GenAI overview
+    # the saved comparison view: the protocol's metric columns without picking them by hand
+    for column in ("test_error_mev_per_atom", "best_val_error_mev_per_atom", "search_core_s"):
+        assert column in table, column
+    assert "share key" not in table  # no "share key ... does not exist" error
 
     pruned = tracker.run_id("t_00002")
     page = _dom(f"{mlflow_server.url}/#/experiments/{experiment.experiment_id}/runs/{pruned}")

@@ -241,6 +241,24 @@ class StudyTracker:
         self.journal.submit({"op": "end_run", "key": key, "status": RUN_STATUS.get(record.status, "FAILED"),
                              "time_ms": _now_ms()})
 
+    def log_retrain(self, index: int, seed: int, val_error_mev_per_atom: float, status: str,
+                    saved: bool = False) -> None:
+        """One retrain of the winner as its own child run: seed, status and *validation* error.
+        Its test error stays on the study's run (no run below a study holds a test error)."""
+        key = f"{self.study_uid}/retrain/{index}"
+        self.journal.submit({
+            "op": "create_run", "time_ms": _now_ms(), "key": key, "parent_key": self.study_key,
+            "experiment": self.experiment_name,
+            "run_name": f"{self.study_name} retrain {index + 1} seed {seed}" + (" (saved model)" if saved else ""),
+            "tags": {"hpsearch.role": "retrain", "hpsearch.seed": str(seed), "hpsearch.status": status,
+                     "hpsearch.saved_model": str(saved).lower()},
+        })
+        metrics = [["val_error_mev_per_atom", float(val_error_mev_per_atom), 0, _now_ms()]] if _finite(
+            val_error_mev_per_atom) else []
+        self.journal.submit({"op": "log_batch", "key": key, "params": {"seed": seed}, "metrics": metrics})
+        self.journal.submit({"op": "end_run", "key": key, "time_ms": _now_ms(),
+                             "status": "FINISHED" if status == "completed" else "FAILED"})
+
     def log_series(self, values: dict[str, list[float]]) -> None:
         """Per-index metrics of the study's run (step = index), e.g. one value per retrain seed."""
         stamp = _now_ms()

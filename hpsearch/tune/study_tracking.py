@@ -111,10 +111,12 @@ def log_study_end(tracker: StudyTracker, result: Any, final: Any, best_training:
                         keys.RETRAIN_CORE_SECONDS: final.core_seconds, keys.RETRAIN_GPU_SECONDS: final.gpu_seconds})
         if final.chosen is not None:
             summary[keys.RETRAIN_VAL] = final.val_errors[final.chosen]
-        # each retrain on the study's run (step = retrain index; the seeds are in final.json): the
-        # retrains are not child runs, so that no run below the study holds a test error
+        # each retrain's test error on the study's run (step = retrain index); each retrain also
+        # has a child run of its own with its seed and validation error, never its test error
         tracker.log_series({"retrain_val_error_mev_per_atom": final.val_errors,
                             "retrain_test_error_mev_per_atom": final.test_errors})
+        for index, (seed, value, status) in enumerate(zip(final.seeds, final.val_errors, final.statuses)):
+            tracker.log_retrain(index, seed, value, status, saved=index == final.chosen)
         _log_winner(tracker, result.results_dir, final, best_training)
     summary = {k: float(v) for k, v in summary.items() if v is not None and math.isfinite(float(v))}
     return tracker.finish(summary)

@@ -56,7 +56,15 @@ def test_grid_study_in_mlflow(ray_local, mlflow_server, small_store: Path, tmp_p
     retrains = client.get_metric_history(parent.info.run_id, "retrain_test_error_mev_per_atom")
     assert sorted(m.step for m in retrains) == [0, 1]
     assert sorted(m.value for m in retrains) == pytest.approx(sorted(final.test_errors))
-    for child in children:  # no child run and no trials column holds a test error
+    retrain_runs = sorted((r for r in runs if r.data.tags.get("hpsearch.role") == "retrain"),
+                          key=lambda r: int(r.data.params["seed"]))
+    assert [int(r.data.params["seed"]) for r in retrain_runs] == sorted(final.seeds)
+    assert {r.data.tags["mlflow.parentRunId"] for r in retrain_runs} == {parent.info.run_id}
+    assert [r.data.tags["hpsearch.saved_model"] for r in retrain_runs].count("true") == 1
+    for run in retrain_runs:
+        index = final.seeds.index(int(run.data.params["seed"]))
+        assert run.data.metrics["val_error_mev_per_atom"] == pytest.approx(final.val_errors[index])
+    for child in children + retrain_runs:  # no child run and no trials column holds a test error
         assert not any("test" in name for name in child.data.metrics), child.data.metrics
     assert not any("test" in column for column in result.trials.columns)
     history = client.get_metric_history(children[0].info.run_id, "val_loss")

@@ -1,6 +1,6 @@
 """Mirror a running study into MLflow: a child run per trial, epoch metrics in batches.
 
-Plain code that knows no Ray: :class:`hpsearch.tune.callbacks.MLflowStudyCallback` feeds it
+Plain code that knows no Ray: :class:`hpsearch.tune.adapters.MLflowStudyCallback` feeds it
 Tune's trial events on the driver (it never blocks the driver: the tracker journals and sends
 in the background).
 """

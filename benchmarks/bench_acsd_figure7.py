@@ -93,7 +93,7 @@ def training_data(store_path: Path, descriptors: dict[str, np.ndarray], split: d
 def acsd_per_rcut(store_path: Path, names: list[str], rcuts: list[float], twojmax: int,
                   n_points: int, seed: int) -> tuple[list[Any], float]:
     from hpsearch.descriptors.scan import run_scan, scan_grid
-    from hpsearch.tracking.acsd import load_sampled_snapshots
+    from hpsearch.data.descriptor_scan import load_sampled_snapshots
 
     start = time.perf_counter()
     snapshots, _ = load_sampled_snapshots(store_path, tuple(names), n_points, seed)
@@ -184,7 +184,7 @@ def main() -> None:
     from scipy import stats
 
     from hpsearch.data import open_store
-    from hpsearch.tracking.acsd import resolve_store
+    from hpsearch.data.generate import resolve_store
 
     torch.set_num_threads(1)
     rcuts = sorted(float(v) for v in args.rcut.split(",")) if args.rcut else list(QUICK_RCUTS if args.quick else RCUTS)

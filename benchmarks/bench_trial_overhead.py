@@ -79,9 +79,9 @@ def _time_scoring(n_specs: int) -> float:
         for d in rng.integers(1, 4, size=n_specs)
     ]
     batch = torch.from_numpy(rng.standard_normal((64, 91)))
-    score_architectures(specs[:2], batch, progress=False, use_ray=False)
+    score_architectures(specs[:2], batch, progress=False)
     start = time.perf_counter()
-    score_architectures(specs, batch, progress=False, use_ray=False)
+    score_architectures(specs, batch, progress=False)
     return (time.perf_counter() - start) / n_specs
 
 

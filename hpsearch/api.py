@@ -20,7 +20,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,11 @@ from hpsearch.tune.results import StudyResult
 if TYPE_CHECKING:
     from ray.tune import Callback
 
-__all__ = ["Experiment", "ExperimentConfig", "StudyResult", "acsd_scan", "proxy_study"]
+    from hpsearch.data.descriptor_scan import ScanReport
+    from hpsearch.descriptors.scan import AcsdScanConfig, SettingResult
+
+__all__ = ["Experiment", "ExperimentConfig", "StudyResult", "acsd_scan", "load_scan_config", "proxy_study",
+           "run_acsd_scan"]
 
 
 class Experiment:
@@ -92,14 +97,37 @@ class Experiment:
         return f"Experiment(name={c.name!r}, strategy={c.strategy.name!r}, parameters={c.search_space.names})"
 
 
+def load_scan_config(path: str | Path) -> AcsdScanConfig:
+    """Read and validate a scan YAML file (ConfigError with the key and value on any problem)."""
+    from hpsearch.config.yamlfile import read_yaml
+    from hpsearch.descriptors.scan import parse_scan_config
 
-def acsd_scan(path: str | Path, folder: str | Path | None = None, tracking: bool | None = None) -> Any:
+    return parse_scan_config(read_yaml(path, "scan file"), source=str(path))
+
+
+def run_acsd_scan(
+    config: AcsdScanConfig, folder: str | Path | None = None,
+    on_result: Callable[[SettingResult], None] | None = None, tracking: bool | None = None,
+) -> ScanReport:
+    """Run the scan of ``config``; write results into ``folder`` (default ``results/<name>``) and,
+    unless tracking is off, log it to MLflow (``tracking``: None follows the config)."""
+    from hpsearch.data.descriptor_scan import scan_store
+    from hpsearch.tracking.acsd import log_scan, write_outputs, write_report_json
+
+    out = Path(folder or config.output or Path("results") / config.name).expanduser().resolve()
+    report = scan_store(config, out, on_result)
+    files = write_outputs(report)
+    if config.tracking.enabled if tracking is None else tracking:
+        report = dataclasses.replace(report, run_id=log_scan(report, files))
+        write_report_json(report)
+    return report
+
+
+def acsd_scan(path: str | Path, folder: str | Path | None = None, tracking: bool | None = None) -> ScanReport:
     """Run the ACSD descriptor search of a scan file (see experiments/acsd_scan.yaml).
 
     Returns the scan report: ACSD per (rcut, twojmax), the chosen setting, the figures' paths.
     """
-    from hpsearch.tracking.acsd import load_scan_config, run_acsd_scan
-
     return run_acsd_scan(load_scan_config(path), folder=folder, tracking=tracking)
 
 

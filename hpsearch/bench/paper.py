@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.api import Experiment
+from hpsearch.bench.strategies import LABELS, PAPER_STRATEGIES, QUICK_STRATEGIES
 from hpsearch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,24 +28,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Experiment files (stems) of the full benchmark, in the order they run: the paper's six, then
-#: the multi-fidelity peers and the proxy-guided hybrid.
-PAPER_STRATEGIES = ("naswot", "naswot-optimized", "tpe-pruner", "oat", "direct", "tpe",
-                    "random-asha", "tpe-asha", "naswot-halving")
-#: The short comparison of ``hpsearch demo`` (``experiments/quick/``).
-QUICK_STRATEGIES = ("naswot", "tpe-pruner", "oat", "tpe")
-#: How each file's strategy is named in the table (the reference of the speed-up is "tpe").
-LABELS = {
-    "direct": "direct",
-    "tpe": "tpe",
-    "tpe-pruner": "tpe + naswot-pruner",
-    "oat": "oat",
-    "naswot": "naswot (fixed)",
-    "naswot-optimized": "naswot (optimized)",
-    "random-asha": "random + asha",
-    "tpe-asha": "tpe + asha",
-    "naswot-halving": "naswot-halving",
-}
 REFERENCE = "tpe"
 SERVER_FILE = "server.json"
 #: Repeats of each strategy (different search seeds) when not given: full and quick benchmark.
@@ -193,7 +176,7 @@ def run_paper_benchmark(settings: BenchmarkSettings) -> BenchmarkReport:
     """
     from hpsearch.bench.progress import StudyProgress
     from hpsearch.bench.report import build_report
-    from hpsearch.tune.runner import ensure_ray
+    from hpsearch.parallel import ensure_ray, stop_ray
 
     out = Path(settings.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -223,9 +206,7 @@ def run_paper_benchmark(settings: BenchmarkSettings) -> BenchmarkReport:
                               references=settings.references)
     finally:
         if started_ray:
-            import ray
-
-            ray.shutdown()
+            stop_ray()
         if server is not None and not settings.keep_server:
             server.stop()
             (out / "mlflow" / SERVER_FILE).unlink(missing_ok=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from types import TracebackType
-from typing import Any
-
-from ray.tune import Callback
+from typing import TYPE_CHECKING, Any
 
 from hpsearch.config.strategy import METRIC, NASWOT_METRIC, reported_list
+
+if TYPE_CHECKING:
+    from ray.tune import Callback
 
 
 class StudyProgress:
@@ -73,27 +74,12 @@ class StudyProgress:
         self._update(f"{note}; {result.core_seconds:.0f} core-s")
 
     def callback(self) -> Callback:
-        return _ProgressCallback(self)
+        """A Ray Tune callback that feeds this display (pickled without it)."""
+        from hpsearch.tune.adapters import TrialEndCallback
+
+        return TrialEndCallback(self.trial_finished)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         if self._progress is not None:
             self._progress.stop()
-
-
-class _ProgressCallback(Callback):
-    """Ray Tune callback on the driver; pickled without its display (Tune saves callbacks)."""
-
-    def __init__(self, progress: StudyProgress | None) -> None:
-        self.progress = progress
-
-    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        if self.progress is not None:
-            self.progress.trial_finished(dict(trial.last_result or {}))
-
-    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        if self.progress is not None:
-            self.progress.trial_finished({"status": "failed"})
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"progress": None}

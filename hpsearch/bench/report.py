@@ -320,7 +320,7 @@ def figure6(results: Mapping[str, Sequence[StudyResult]], labels: Mapping[str, s
 def build_report(results: Mapping[str, Sequence[StudyResult]], experiments: Mapping[str, Sequence[Experiment]],
                  uri: str, folder: Path, wall_seconds: float, references: Sequence[str] = ("tpe",)) -> BenchmarkReport:
     """Write the comparison over repeats into `folder` and into a "comparison" MLflow run; return it."""
-    from hpsearch.bench.paper import LABELS
+    from hpsearch.bench.strategies import LABELS
 
     runs = study_rows(results, LABELS)
     present = set(runs["strategy"]) if not runs.empty else set()
@@ -355,7 +355,7 @@ def _annotate_studies(report: BenchmarkReport, experiments: Mapping[str, Sequenc
     paired p-value, and the target verdict as a tag and in the run's description."""
     from mlflow.tracking import MlflowClient
 
-    from hpsearch.bench.paper import LABELS
+    from hpsearch.bench.strategies import LABELS
     from hpsearch.tune.study_tracking import study_tracker
 
     if report.table.empty:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 
 import typer
 
+from hpsearch import _env
 from hpsearch.errors import HpsearchError
 
 app = typer.Typer(
@@ -32,10 +32,7 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level."),
     width: int = typer.Option(0, "--width", help="Columns of printed tables [default: COLUMNS, the terminal, or 200]."),
 ) -> None:
-    if width > 0:
-        os.environ["COLUMNS"] = str(width)
-    if not verbose:  # MLflow's INFO lines (database set-up, run links) say nothing a user acts on
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    _env.command_line_defaults(width, verbose)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
+from hpsearch import _env
 
 benchmark_app = typer.Typer(help="Measured comparisons of the search strategies.", no_args_is_help=True)
 
@@ -29,7 +30,7 @@ def _console() -> Any:
 def _quiet(verbose: bool) -> None:
     """Progress lines say what happens; the per-step INFO logs only with --verbose/-v."""
     if not verbose and logging.getLogger().level > logging.DEBUG:
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own console report (verbose=0: silent)
+        _env.set_defaults(_env.TUNE_QUIET)  # Tune's own console report (verbose=0: silent)
         import mlflow  # noqa: F401 - both configure their loggers on import: import first, then quieten
         import optuna
 

@@ -34,7 +34,8 @@ def acsd(
     from rich.table import Table
 
     from hpsearch.descriptors.scan import parse_scan_config
-    from hpsearch.tracking.acsd import TABLE_HEADER, choice_text, load_scan_config, run_acsd_scan, table_rows
+    from hpsearch.api import load_scan_config, run_acsd_scan
+    from hpsearch.tracking.acsd import TABLE_HEADER, choice_text, table_rows
 
     config = load_scan_config(scan_file)
     changes: dict[str, object] = {}

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import abc
 import json
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -76,6 +77,15 @@ def reported_list(value: Any) -> list[Any] | None:
         except ValueError:
             return None
     return list(value) if isinstance(value, (list, tuple)) else None
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A reported number as a finite float; None when absent, not a number, NaN or infinite."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 class StrategyOptions(BaseModel):

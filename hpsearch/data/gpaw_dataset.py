@@ -21,12 +21,10 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hpsearch import _env
 from hpsearch.data import _al_md, _epm, _gpaw
 from hpsearch.data._al_progress import Reporter
 from hpsearch.data.store import Snapshot, write_store
@@ -46,7 +45,6 @@ logger = logging.getLogger(__name__)
 GPAW_GENERATOR_VERSION = "al298-gpaw-1"
 #: Self-check limits (relative): band energy from the LDOS vs eigenvalue sum, electrons at E_F.
 BAND_ENERGY_LIMIT, ELECTRON_LIMIT = 0.01, 0.005
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class GpawSettings(BaseModel):
@@ -164,21 +162,6 @@ def default_gpaw_store_path(settings: GpawSettings | None = None) -> Path:
     return directory / f"al298-gpaw-{settings.settings_hash()[:8]}.h5"
 
 
-@contextlib.contextmanager
-def _one_thread_per_process() -> Iterator[None]:
-    """OMP/BLAS threads = 1 in the environment that spawned workers inherit (restored afterwards)."""
-    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in _THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _solve_one(positions: np.ndarray, cell: np.ndarray, settings_json: str) -> _gpaw.DftResult:
     """One snapshot's DFT in a worker process (one BLAS thread)."""
     from threadpoolctl import threadpool_limits
@@ -199,7 +182,7 @@ def _solve_all(settings: GpawSettings, md: _al_md.MdResult, reporter: Reporter, 
 
     results: dict[int, _gpaw.DftResult] = {}
     payload = settings.model_dump_json()
-    with _one_thread_per_process(), ProcessPoolExecutor(
+    with _env.scoped(_env.one_thread_per_process()), ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_solve_one, frame, md.cell_angstrom, payload): index
                    for index, frame in enumerate(md.frames)}

@@ -3,7 +3,7 @@
 Each snapshot is sampled once (:func:`sample_snapshot`: 2 * n_points grid points and their
 LDOS); every setting then needs SNAP descriptors at those points only (:func:`snap_at_points`),
 so all settings are compared on the same pairs. :func:`run_scan` computes one setting per task,
-as Ray tasks when Ray is available (imported lazily), and :func:`choose_descriptors` applies the
+as Ray tasks of :mod:`hpsearch.parallel` when Ray is available, and :func:`choose_descriptors` applies the
 paper's rule: the largest cutoff and the smallest band limit at which the ACSD reaches its
 minimum (section 3.3: "a combination of maximum R_cut and minimum J_max for which
 S_C(B) ~ S_C(d)"; "one would choose the first data point for which the ACSD encounters a
@@ -274,18 +274,18 @@ def acsd_for_setting(
 # --------------------------------------------------------------------------- the scan
 
 
-def _ray_or_none(parallel: Parallel, n_settings: int) -> Any:
-    """The ray module when the scan should use it, else None ('ray' without Ray: ImportError)."""
+def _use_ray(parallel: Parallel, n_settings: int) -> bool:
+    """Whether the scan runs on Ray ('ray' without Ray installed: ImportError saying what to do)."""
+    from hpsearch.parallel import ray_installed
+
     if parallel == "serial" or (parallel == "auto" and n_settings < 2):
-        return None
-    try:
-        import ray
-    except ImportError as exc:
-        if parallel == "ray":
-            raise ImportError("parallel: ray needs Ray: pip install 'ray[default]' (or parallel: serial)") from exc
-        logger.info("Ray is not installed: computing the scan serially")
-        return None
-    return ray
+        return False
+    if ray_installed():
+        return True
+    if parallel == "ray":
+        raise ImportError("parallel: ray needs Ray: pip install 'ray[default]' (or parallel: serial)")
+    logger.info("Ray is not installed: computing the scan serially")
+    return False
 
 
 def run_scan(
@@ -306,42 +306,33 @@ def run_scan(
     """
     if not grid:
         raise ConfigError("the scan grid is empty: give at least one rcut and one twojmax")
-    ray = _ray_or_none(parallel, len(grid))
-    if ray is None:
+    options = (mode, seed, n_bootstrap)
+    if not _use_ray(parallel, len(grid)):
         results = []
         for settings in grid:
-            results.append(acsd_for_setting(snapshots, settings, mode, seed, n_bootstrap))
+            results.append(acsd_for_setting(snapshots, settings, *options))
             if on_result is not None:
                 on_result(results[-1])
         return results
-    return _run_on_ray(ray, snapshots, grid, (mode, seed, n_bootstrap), num_cpus, on_result)
+    from hpsearch.parallel import map_chunks, ray_session
+
+    def report(_: int, done: list[SettingResult]) -> None:
+        if on_result is not None:
+            on_result(done[0])
+
+    logger.info("ACSD scan: %d settings as Ray tasks", len(grid))
+    with ray_session(num_cpus=num_cpus, log_to_driver=False):
+        per_setting = map_chunks(_settings_task, [[settings] for settings in grid], (list(snapshots), options),
+                                 on_chunk=report)
+    return [results[0] for results in per_setting]
 
 
-def _run_on_ray(
-    ray: Any,
-    snapshots: Sequence[SampledSnapshot],
-    grid: Sequence[SnapSettings],
-    options: tuple[AcsdMode, int, int],
-    num_cpus: int | None,
-    on_result: Callable[[SettingResult], None] | None,
+def _settings_task(
+    grid: list[SnapSettings], shared: tuple[list[SampledSnapshot], tuple[AcsdMode, int, int]]
 ) -> list[SettingResult]:
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        snapshots_ref = ray.put(list(snapshots))
-        task = ray.remote(num_cpus=1)(acsd_for_setting)
-        refs = [task.remote(snapshots_ref, settings, *options) for settings in grid]
-        logger.info("ACSD scan: %d settings as Ray tasks", len(refs))
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            if on_result is not None:
-                on_result(ray.get(done[0]))
-        return list(ray.get(refs))
-    finally:
-        if started:
-            ray.shutdown()
+    """One Ray task of :func:`run_scan`: the ACSD of its settings."""
+    snapshots, options = shared
+    return [acsd_for_setting(snapshots, settings, *options) for settings in grid]
 
 
 # --------------------------------------------------------------------------- the rule

@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 from hpsearch.scoring.auto import ProxyChoice, choice_scores, choose_proxy, select_proxy
-from hpsearch.scoring.batched import default_init_params, score_architectures
+from hpsearch.scoring.batched import default_init_params, score_architectures, score_architectures_parallel
 from hpsearch.scoring.experiment import ArchitectureSpace, run_naswot_study, sample_architectures
 from hpsearch.scoring.naswot import (
     WORST_SCORE,
@@ -62,6 +62,7 @@ __all__ = [
     "run_naswot_study",
     "sample_architectures",
     "score_architectures",
+    "score_architectures_parallel",
     "score_jacobians",
     "validate_batch",
 ]

@@ -43,11 +43,24 @@ def train_one(spec: NetworkSpec, settings: TrainingSettings, data: TrainingData,
             "train_seconds": round(result.seconds, 3)}
 
 
+def validation_snapshots(store_path: str | Path, names: tuple[str, ...]) -> list[TestSnapshot]:
+    """The validation snapshots whole, with what the band energy needs (evaluated like test ones)."""
+    from hpsearch.data.store import open_store
+    from hpsearch.model.data import TestSnapshot, as_tensor, read_points, snapshot_metadata
+
+    with open_store(store_path) as store:
+        snaps = []
+        for name in names:
+            x, y = read_points(store, [name])
+            snaps.append(TestSnapshot(descriptors=as_tensor(x), ldos=as_tensor(y), **snapshot_metadata(store, name)))
+    return snaps
+
+
+
 def _init_worker(store_path: str, split: Split) -> None:
     import torch
 
     from hpsearch.model import TrainingData
-    from hpsearch.scoring.proxy_study import validation_snapshots
 
     torch.set_num_threads(1)
     _WORKER["data"] = TrainingData.from_store(store_path, split)

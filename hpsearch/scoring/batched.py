@@ -21,9 +21,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,14 +46,13 @@ from hpsearch.scoring.naswot import (
 if TYPE_CHECKING:
     from hpsearch.model.network import NetworkSpec
 
-__all__ = ["default_init_params", "score_architectures", "score_chunk", "stacked_jacobians"]
+__all__ = ["default_init_params", "score_architectures", "score_architectures_parallel", "score_chunk",
+           "stacked_jacobians"]
 
 log = logging.getLogger(__name__)
 
 #: Architectures whose correlation matrices share one eigensolver call.
 _EIG_GROUP = 32
-#: Fewer specs than this are scored serially even when Ray is running (task start-up dominates).
-_AUTO_RAY_MIN_SPECS = 64
 _Op = tuple[str, Any]  # ("linear", None) or ("act", module)
 _Params = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -235,18 +232,6 @@ class _Scorer:
         return stacked_jacobians(ops, [_linear_params(n) for n in nets], x).to(torch.float64)
 
 
-@contextmanager
-def _progress(total: int, enabled: bool, label: str) -> Iterator[Callable[[int], None]]:
-    if not enabled:
-        yield lambda n: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
-
-
 def _as_device(value: str | torch.device, what: str) -> torch.device:
     """``value`` as a torch device that is there; ConfigError saying what to use otherwise."""
     try:
@@ -270,7 +255,7 @@ def score_chunk(
     dtype: torch.dtype = torch.float64, build_fn: BuildFn | None = None,
     eig_device: str | torch.device | None = None, on_done: Callable[[int], None] | None = None,
 ) -> list[NaswotResult]:
-    """Serial fast path of :func:`score_architectures` (also what each Ray task runs)."""
+    """The fast path of :func:`score_architectures` (also what each Ray task runs)."""
     check_options(k, convention)
     if dtype not in (torch.float64, torch.float32):
         raise ConfigError(f"dtype={dtype} is not supported: use torch.float64 (exact) or torch.float32")
@@ -305,45 +290,70 @@ def score_chunk(
 def score_architectures(
     specs: Sequence[NetworkSpec], batch: torch.Tensor | np.ndarray, n_init: int = 5, seed: int = 0,
     k: float = 1e-4, convention: Convention = "paper", *, device: str | torch.device | None = None,
-    dtype: torch.dtype = torch.float64, progress: bool = True, use_ray: bool | None = None,
-    ray_address: str | None = None, n_chunks: int | None = None, build_fn: BuildFn | None = None,
+    dtype: torch.dtype = torch.float64, progress: bool = True, build_fn: BuildFn | None = None,
     eig_device: str | torch.device | None = None,
 ) -> list[NaswotResult]:
-    """NASWOT mean scores (eq. 14) of many architectures, in the order of ``specs``.
+    """NASWOT mean scores (eq. 14) of many architectures, in the order of ``specs``, in this process.
 
     The same ``n_init`` seeds (derived from ``seed``) initialise every architecture. ``dtype``:
     float64 (default) evaluates the networks exactly like :func:`naswot_mean_score`; float32 is
-    faster for wide networks on a CPU (C and its eigenvalues stay float64). ``use_ray=True`` (or a
-    ``ray_address``) splits the specs into ``n_chunks`` Ray tasks of one CPU each; ``None`` (the
-    default) does so only when this process is a Ray driver that is already initialised, has more
-    than one free CPU and there are at least 64 specs; ``False`` never. Results equal the serial
-    path's up to floating-point summation order. ``eig_device``: where the correlation matrices
-    are decomposed (default: the CPU, also for a batch on a GPU, where it is slower for them).
+    faster for wide networks on a CPU (C and its eigenvalues stay float64). ``eig_device``: where
+    the correlation matrices are decomposed (default: the CPU, also for a batch on a GPU, where it
+    is slower for them). :func:`score_architectures_parallel` computes the same over Ray tasks.
     """
+    from hpsearch.parallel import progress_bar
+
     specs = list(specs)
     if not specs:
         return []
+    options = _checked_options(n_init, seed, k, convention, device, dtype, build_fn, eig_device)
+    with progress_bar(len(specs), progress, "NASWOT scoring") as advance:
+        return score_chunk(specs, batch, on_done=advance, **options)
+
+
+def score_architectures_parallel(
+    specs: Sequence[NetworkSpec], batch: torch.Tensor | np.ndarray, n_init: int = 5, seed: int = 0,
+    k: float = 1e-4, convention: Convention = "paper", *, device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64, progress: bool = True, address: str | None = None,
+    n_chunks: int | None = None, build_fn: BuildFn | None = None, eig_device: str | torch.device | None = None,
+) -> list[NaswotResult]:
+    """:func:`score_architectures` split into ``n_chunks`` Ray tasks of one CPU each.
+
+    Joins the running Ray (or starts one at ``address``, default local, and leaves it running);
+    ``n_chunks`` defaults to 4 per free CPU. The batch goes into the object store once; each task
+    scores its chunk with the same seeds, so results equal the serial path's up to
+    floating-point summation order, however the specs were split.
+    """
+    from hpsearch import parallel
+
+    specs = list(specs)
+    if not specs:
+        return []
+    options = _checked_options(n_init, seed, k, convention, device, dtype, build_fn, eig_device)
+    parallel.ensure_ray(address)
+    cpus = max(1, int(parallel.free_cpus() or 1))
+    chunks = parallel.split_evenly(specs, n_chunks or 4 * cpus)
+    array = batch.detach().cpu().numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)
+    log.info("scoring %d architectures in %d Ray tasks", len(specs), len(chunks))
+    with parallel.progress_bar(len(specs), progress, "NASWOT scoring (Ray)") as advance:
+        per_chunk = parallel.map_chunks(_score_task, chunks, (array, options),
+                                        on_chunk=lambda i, _: advance(len(chunks[i])))
+    return [result for results in per_chunk for result in results]
+
+
+def _checked_options(
+    n_init: int, seed: int, k: float, convention: Convention, device: str | torch.device | None,
+    dtype: torch.dtype, build_fn: BuildFn | None, eig_device: str | torch.device | None,
+) -> dict[str, Any]:
+    """The options of :func:`score_chunk`, the devices checked before any work starts."""
     for value, what in ((device, "device"), (eig_device, "eig_device")):
         if value is not None:
             _as_device(value, what)
-    options = dict(n_init=n_init, seed=seed, k=k, convention=convention, device=device,
-                   dtype=dtype, build_fn=build_fn, eig_device=eig_device)
-    if _want_ray(use_ray, ray_address, len(specs)):
-        from hpsearch.scoring._ray import score_on_ray
-
-        return score_on_ray(specs, batch, options, ray_address, n_chunks, progress)
-    with _progress(len(specs), progress, "NASWOT scoring") as advance:
-        return score_chunk(specs, batch, on_done=advance, **options)  # type: ignore[arg-type]
+    return dict(n_init=n_init, seed=seed, k=k, convention=convention, device=device,
+                dtype=dtype, build_fn=build_fn, eig_device=eig_device)
 
 
-def _want_ray(use_ray: bool | None, ray_address: str | None, n_specs: int) -> bool:
-    if use_ray or ray_address is not None:
-        return True
-    if use_ray is False or n_specs < _AUTO_RAY_MIN_SPECS:
-        return False
-    ray = sys.modules.get("ray")  # never import Ray only to find that it is not running
-    if ray is None or not ray.is_initialized():
-        return False
-    from hpsearch.scoring._ray import is_driver
-
-    return is_driver() and float(ray.available_resources().get("CPU", 0.0)) > 1.0
+def _score_task(specs: list[NetworkSpec], shared: tuple[np.ndarray, dict[str, Any]]) -> list[NaswotResult]:
+    """One Ray task of :func:`score_architectures_parallel`: the serial path on its chunk."""
+    batch, options = shared
+    return score_chunk(specs, np.array(batch), **options)

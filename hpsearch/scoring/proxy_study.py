@@ -13,7 +13,8 @@ hides the signal (on real Al data NASWOT's tau fell from -0.29 to -0.08 at 40 ep
 
 Example:
     >>> config = ProxyStudyConfig(store="small", n_architectures=8, max_epochs=20)
-    >>> study = run_proxy_study(config, "results/proxy_study")
+    >>> study = run_proxy_study(config)
+    >>> write_study(study, "results/proxy_study")  # hpsearch.scoring.proxy_report
     >>> study.best().name, study.best().tau
 """
 
@@ -31,7 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hpsearch.errors import ConfigError, validate_mapping
-from hpsearch.scoring._study_training import train_architectures
+from hpsearch.scoring._study_training import train_architectures, validation_snapshots
 from hpsearch.scoring.calibration import ProxyCalibration, calibrate, ensemble_name, rank_average
 from hpsearch.scoring.experiment import ArchitectureSpace, sample_architectures
 from hpsearch.scoring.proxies import PROXIES
@@ -39,7 +40,7 @@ from hpsearch.scoring.proxies.many import score_architectures_proxies
 
 if TYPE_CHECKING:
     from hpsearch.data.splits import Split
-    from hpsearch.model import NetworkSpec, TestSnapshot, TrainingData, TrainingSettings
+    from hpsearch.model import NetworkSpec, TrainingData, TrainingSettings
 
 __all__ = ["DEFAULT_ENSEMBLES", "ArchitectureRow", "ProxyStudy", "ProxyStudyConfig", "load_proxy_study_config",
            "run_proxy_study", "validation_split"]
@@ -179,19 +180,6 @@ def validation_split(names: list[str], n_validation: int | None, n_train: int | 
     return split_snapshots(names, n_fit, n_val, 0)
 
 
-def validation_snapshots(store_path: str | Path, names: tuple[str, ...]) -> list[TestSnapshot]:
-    """The validation snapshots whole, with what the band energy needs (evaluated like test ones)."""
-    from hpsearch.data.store import open_store
-    from hpsearch.model.data import TestSnapshot, as_tensor, read_points, snapshot_metadata
-
-    with open_store(store_path) as store:
-        snaps = []
-        for name in names:
-            x, y = read_points(store, [name])
-            snaps.append(TestSnapshot(descriptors=as_tensor(x), ldos=as_tensor(y), **snapshot_metadata(store, name)))
-    return snaps
-
-
 def proxy_batch(data: TrainingData, settings: TrainingSettings, batch_size: int, seed: int) -> tuple[Any, Any]:
     """``batch_size`` random training points: (descriptors, LDOS), scaled as training scales them."""
     import torch
@@ -209,7 +197,7 @@ def _label(spec: NetworkSpec) -> str:
     return f"{'x'.join(map(str, spec.widths))} {spec.hidden_activations[0]}"
 
 
-def run_proxy_study(config: ProxyStudyConfig, out_dir: str | Path | None = None,
+def run_proxy_study(config: ProxyStudyConfig,
                     progress: Callable[[str, int, int], None] | None = None) -> ProxyStudy:
     """Run the study of ``config``: sample, score, train, calibrate (no files; see
     :func:`hpsearch.scoring.proxy_report.write_study`). ``progress(stage, done, total)``."""
@@ -238,10 +226,6 @@ def run_proxy_study(config: ProxyStudyConfig, out_dir: str | Path | None = None,
     study = ProxyStudy(config=config, store=str(store_path), split=split.to_dict(), rows=tuple(rows),
                        calibration=calibrate_rows(rows, config), scoring_seconds=seconds,
                        training_seconds=time.perf_counter() - t0)
-    if out_dir is not None:
-        from hpsearch.scoring.proxy_report import write_study
-
-        write_study(study, out_dir)
     return study
 
 

@@ -101,10 +101,10 @@ def synthetic_reports(config: dict[str, Any]) -> Reports:
 
 def synthetic_trainable(config: dict[str, Any]) -> None:
     """A Ray Tune function trainable that reports :func:`synthetic_reports` (no training)."""
-    from ray import tune
+    from hpsearch.tune.adapters import report
 
-    for report in synthetic_reports(config):
-        tune.report(report)
+    for metrics in synthetic_reports(config):
+        report(metrics)
 
 
 @dataclass
@@ -165,7 +165,7 @@ class SearcherDriver:
 
     def run(self, stop_after: int | None = None, max_calls: int = 100_000) -> DriveLog:
         """Suggest and complete until FINISHED / the limit, or until `stop_after` suggestions."""
-        from ray.tune.search import Searcher
+        from hpsearch.tune.adapters import FINISHED
 
         stalls = 0
         for _ in range(max_calls):
@@ -179,7 +179,7 @@ class SearcherDriver:
             trial_id = f"trial_{self.calls:05d}"
             self.calls += 1
             suggestion = self.searcher.suggest(trial_id)
-            if suggestion == Searcher.FINISHED:
+            if suggestion == FINISHED:
                 self.log.finished = True
                 break
             if suggestion is None:

@@ -1,157 +1,43 @@
-"""The descriptor scan end to end: store -> sampled snapshots -> ACSD grid -> choice -> files, MLflow.
+"""The descriptor scan's outputs: table, figures 7 and 8, JSON, and its MLflow run.
 
-:func:`run_acsd_scan` is what ``hpsearch acsd FILE`` runs and what the API offers. It writes
-``acsd_scan.json``, ``acsd_table.md`` and the paper's figures 7 and 8 as PNGs
-(``acsd_vs_rcut.png``: one line per twojmax; ``acsd_vs_twojmax.png``: one line per rcut) into the
-results folder, and logs one MLflow parent run (params, the choice, the PNGs) with a child run
-per setting (params rcut/twojmax, metrics acsd/acsd_std), which the MLflow UI can compare.
+:func:`write_outputs` writes ``acsd_scan.json``, ``acsd_table.md`` and the paper's figures 7 and
+8 as PNGs (``acsd_vs_rcut.png``: one line per twojmax; ``acsd_vs_twojmax.png``: one line per
+rcut) into the report's folder; :func:`log_scan` logs one MLflow parent run (params, the choice,
+the PNGs) with a child run per setting (params rcut/twojmax, metrics acsd/acsd_std), which the
+MLflow UI can compare. The scan itself is computed by :mod:`hpsearch.data.descriptor_scan`;
+:func:`hpsearch.api.run_acsd_scan` runs both.
 
 Example::
 
-    config = load_scan_config("experiments/acsd_scan.yaml")
-    report = run_acsd_scan(config)
-    print(report.choice.rcut, report.choice.twojmax)
+    files = write_outputs(report)
+    run_id = log_scan(report, files)
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hpsearch.descriptors.scan import (
-    AcsdScanConfig,
-    Choice,
-    SampledSnapshot,
-    SettingResult,
-    choose_descriptors,
-    parse_scan_config,
-    run_scan,
-    sample_snapshot,
-)
-from hpsearch.errors import ConfigError, DataError
+from hpsearch.data.descriptor_scan import ScanReport
+from hpsearch.descriptors.scan import Choice, SettingResult
 
 __all__ = [
-    "ScanReport",
     "choice_text",
-    "load_sampled_snapshots",
-    "load_scan_config",
     "log_scan",
     "markdown_table",
     "plot_acsd_vs_rcut",
     "plot_acsd_vs_twojmax",
-    "resolve_store",
-    "run_acsd_scan",
     "table_rows",
     "write_outputs",
+    "write_report_json",
 ]
 
 logger = logging.getLogger(__name__)
 
 TABLE_HEADER = ("rcut (Å)", "twojmax", "components", "ACSD", "± std", "time (s)", "")
-
-
-@dataclass(frozen=True)
-class ScanReport:
-    """What a scan produced: settings in grid order, the choice, where files and the run went."""
-
-    config: AcsdScanConfig
-    store: str
-    store_hash: str
-    snapshots: tuple[str, ...]
-    results: tuple[SettingResult, ...]
-    choice: Choice
-    seconds: float
-    folder: Path
-    run_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.config.name,
-            "config": self.config.model_dump(mode="json"),
-            "store": self.store,
-            "store_hash": self.store_hash,
-            "snapshots": list(self.snapshots),
-            "results": [r.to_dict() for r in self.results],
-            "choice": self.choice.to_dict(),
-            "seconds": self.seconds,
-            "mlflow_run_id": self.run_id,
-        }
-
-
-def load_scan_config(path: str | Path) -> AcsdScanConfig:
-    """Read and validate a scan YAML file (ConfigError with the key and value on any problem)."""
-    from hpsearch.config.yamlfile import read_yaml
-
-    return parse_scan_config(read_yaml(path, "scan file"), source=str(path))
-
-
-def resolve_store(store: str) -> Path:
-    """A store path; "default" / "small" generate the embedded dataset on first use."""
-    from hpsearch.data.generate import resolve_store as find_store
-
-    return find_store(store)
-
-
-def _select(names: list[str], wanted: int | tuple[str, ...] | None, path: Path) -> list[str]:
-    if wanted is None:
-        return names
-    if isinstance(wanted, int):
-        if wanted > len(names):
-            raise ConfigError(f"snapshots: {wanted} requested but {path} holds {len(names)}: use <= {len(names)}")
-        return names[:wanted]
-    unknown = [n for n in wanted if n not in names]
-    if unknown:
-        raise DataError(f"snapshots {unknown} are not in {path}; it holds {names}")
-    return list(wanted)
-
-
-def load_sampled_snapshots(
-    store_path: str | Path, snapshots: int | tuple[str, ...] | None, n_points: int, seed: int
-) -> tuple[list[SampledSnapshot], str]:
-    """The selected snapshots of a store, sampled for the ACSD; and the store's content hash."""
-    from hpsearch.data.store import open_store
-
-    path = Path(store_path)
-    with open_store(path) as store:
-        sampled = []
-        for name in _select(store.names, snapshots, path):
-            _, ldos = store.read_arrays(name)
-            meta = store.metadata(name)
-            sampled.append(sample_snapshot(name, meta.to_atoms(), ldos, n_points, seed,
-                                           meta.whole_grid_shape, meta.offset))
-        return sampled, store.content_hash()
-
-
-def run_acsd_scan(
-    config: AcsdScanConfig,
-    folder: str | Path | None = None,
-    on_result: Callable[[SettingResult], None] | None = None,
-    tracking: bool | None = None,
-) -> ScanReport:
-    """Run the scan of ``config``; write results into ``folder`` (default ``results/<name>``)."""
-    out = Path(folder or config.output or Path("results") / config.name).expanduser().resolve()
-    start = time.perf_counter()
-    store = resolve_store(config.store)
-    snapshots, store_hash = load_sampled_snapshots(store, config.snapshots, config.n_points, config.seed)
-    logger.info("ACSD scan %s: %d settings over %d snapshots of %s", config.name, config.n_settings,
-                len(snapshots), store)
-    results = run_scan(snapshots, config.grid(), config.mode, config.seed, config.n_bootstrap,
-                       config.parallel, config.num_cpus, on_result)
-    report = ScanReport(
-        config=config, store=str(store), store_hash=store_hash, snapshots=tuple(s.name for s in snapshots),
-        results=tuple(results), choice=choose_descriptors(results, config.tie_sigma),
-        seconds=time.perf_counter() - start, folder=out,
-    )
-    files = write_outputs(report)
-    if config.tracking.enabled if tracking is None else tracking:
-        report = replace(report, run_id=log_scan(report, files))
-        (out / "acsd_scan.json").write_text(json.dumps(report.to_dict(), indent=2))
-    return report
 
 
 # --------------------------------------------------------------------------- outputs
@@ -195,10 +81,17 @@ def write_outputs(report: ScanReport) -> dict[str, Path]:
         "rcut_png": plot_acsd_vs_rcut(report.results, report.choice, report.folder / "acsd_vs_rcut.png"),
         "twojmax_png": plot_acsd_vs_twojmax(report.results, report.choice, report.folder / "acsd_vs_twojmax.png"),
     }
-    files["json"].write_text(json.dumps(report.to_dict(), indent=2))
+    write_report_json(report)
     table = markdown_table(report.results, report.choice)
     files["table"].write_text(f"# ACSD scan {report.config.name}\n\n{table}\n\n{choice_text(report.choice)}\n")
     return files
+
+
+def write_report_json(report: ScanReport) -> Path:
+    """``acsd_scan.json`` in the report's folder: the whole report (its MLflow run id once logged)."""
+    path = report.folder / "acsd_scan.json"
+    path.write_text(json.dumps(report.to_dict(), indent=2))
+    return path
 
 
 def _pyplot() -> Any:

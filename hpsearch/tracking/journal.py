@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hpsearch import _env
+
 logger = logging.getLogger(__name__)
 
 Operation = dict[str, Any]
@@ -30,10 +32,7 @@ RUN_MAP = "runs.json"
 
 def configure_client_retries(max_retries: int = 2, timeout_s: int = 10) -> None:
     """Keep MLflow's HTTP retries short (its defaults wait minutes); users may override."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(max_retries))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout_s))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    _env.mlflow_client_defaults(max_retries, timeout_s)
 
 
 def artifact_location(tracking_uri: str) -> str | None:

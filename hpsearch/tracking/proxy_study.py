@@ -4,8 +4,9 @@ proxy score, epochs and validation error).
 
 Example::
 
-    study = run_proxy_study(config, "results/proxy_study")
-    run_id = log_proxy_study(study, "results/proxy_study")
+    study = run_proxy_study(config)
+    files = write_study(study, "results/proxy_study")
+    run_id = log_proxy_study(study, "results/proxy_study", files)
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpsearch.config.strategy import finite_or_none
 from hpsearch.tracking.journal import Journal, OperationApplier, configure_client_retries
 
 logger = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ class StudyTracker:
         import json
 
         reasons = list(reasons or [""] * len(scores))
-        rows = [{"architecture": dict(c), "naswot_score": _json_number(s), "reason": r or ""}
+        rows = [{"architecture": dict(c), "naswot_score": finite_or_none(s), "reason": r or ""}
                 for c, s, r in zip(candidates, scores, reasons)]
         path = self.folder / "naswot" / trial_id / "naswot_scores.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -263,7 +264,7 @@ class StudyTracker:
         """Per-index metrics of the study's run (step = index), e.g. one value per retrain seed."""
         stamp = _now_ms()
         rows = [[name, float(v), step, stamp] for name, series in values.items()
-                for step, v in enumerate(series) if v is not None and _finite(v)]
+                for step, v in enumerate(series) if finite_or_none(v) is not None]
         if rows:
             self.journal.submit({"op": "log_batch", "key": self.study_key, "metrics": rows})
 
@@ -314,20 +315,4 @@ def _final_metrics(record: TrialRecord) -> dict[str, float]:
         "training_seconds": record.training_seconds,
         **record.extra_metrics,
     }
-    return {k: float(v) for k, v in values.items() if v is not None and _finite(v)}
-
-
-def _json_number(value: Any) -> float | None:
-    """JSON has no NaN/inf: those become null."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if _finite(number) else None
-
-
-def _finite(value: float) -> bool:
-    try:
-        return abs(float(value)) != float("inf") and float(value) == float(value)
-    except (TypeError, ValueError):
-        return False
+    return {k: float(v) for k, v in values.items() if finite_or_none(v) is not None}

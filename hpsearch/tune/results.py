@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from hpsearch.config.strategy import LDOS_METRIC, METRIC, NASWOT_METRIC, STD_METRIC
+from hpsearch.config.strategy import LDOS_METRIC, METRIC, NASWOT_METRIC, STD_METRIC, finite_or_none
 from hpsearch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -55,14 +54,6 @@ def _id_and_order(result: Result) -> tuple[str | None, int]:
     return (match.group(1), int(match.group(2))) if match else (None, 10**9)
 
 
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _row(result: Result) -> dict[str, Any]:
     metrics = dict(result.metrics or {})
     config = dict(result.config or {})
@@ -78,14 +69,14 @@ def _row(result: Result) -> dict[str, Any]:
         "phase": config.get("_phase", ""),
         "status": status,
         "reason": reason,
-        METRIC: _finite(metrics.get(METRIC)),
-        STD_METRIC: _finite(metrics.get(STD_METRIC)),
-        LDOS_METRIC: _finite(metrics.get(LDOS_METRIC)),
-        NASWOT_METRIC: _finite(metrics.get(NASWOT_METRIC)),
+        METRIC: finite_or_none(metrics.get(METRIC)),
+        STD_METRIC: finite_or_none(metrics.get(STD_METRIC)),
+        LDOS_METRIC: finite_or_none(metrics.get(LDOS_METRIC)),
+        NASWOT_METRIC: finite_or_none(metrics.get(NASWOT_METRIC)),
         "naswot_reason": metrics.get("naswot_reason") or "",
         "n_candidates": len(config.get("_candidates", [])) or None,
-        "training_seconds": _finite(metrics.get("training_seconds")),
-        "trial_seconds": _finite(metrics.get("time_total_s")),
+        "training_seconds": finite_or_none(metrics.get("training_seconds")),
+        "trial_seconds": finite_or_none(metrics.get("time_total_s")),
         "epochs": metrics.get("epochs"),
         "n_parameters": metrics.get("n_parameters"),
     }
@@ -178,8 +169,8 @@ class StudyResult:
         """Take the winner's retrains (a :class:`~hpsearch.tune.final.FinalEvaluation`): test errors, compute."""
         self.final = final
         self.test_errors_mev_per_atom = [float(v) for v in final.test_errors]
-        self.test_error_mev_per_atom = _or_none(final.test_mean)
-        self.test_error_std_mev_per_atom = _or_none(final.test_std)
+        self.test_error_mev_per_atom = finite_or_none(final.test_mean)
+        self.test_error_std_mev_per_atom = finite_or_none(final.test_std)
         self.retrain_core_seconds = float(final.core_seconds)
         self.retrain_gpu_seconds = float(final.gpu_seconds)
 
@@ -252,14 +243,6 @@ def _highest_rung(done: pd.DataFrame) -> pd.DataFrame:
     if rungs.notna().any():
         return done[rungs == rungs.max()]
     return done
-
-
-def _or_none(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _missing(value: Any) -> bool:

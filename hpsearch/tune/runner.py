@@ -12,8 +12,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch.config.experiment import ExperimentConfig, validate_experiment
 from hpsearch.errors import ConfigError
+from hpsearch.parallel import ensure_ray
 from hpsearch.tune.results import RESULT_FILE, StudyResult, trials_frame
 from hpsearch.tune.final import retrain_winner
 from hpsearch.tune.study_tracking import StudyCallback, log_study_end, study_params, study_tracker
@@ -39,27 +38,6 @@ TUNE_DIR = "tune"
 DEFAULT_RESULTS_ROOT = Path("results")
 
 
-def ensure_ray(address: str | None = None) -> bool:
-    """Connect to Ray unless already connected; returns True when this call started it.
-
-    ``None``: a local Ray on this machine (token auth off, temp dir under /tmp: socket paths
-    must stay short); ``"auto"``: the running cluster; ``"ray://host:10001"``: Ray Client.
-    """
-    import ray
-
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if address is None:
-        ray.init(include_dashboard=False, _temp_dir=tempfile.mkdtemp(prefix="hps_", dir="/tmp"),
-                 configure_logging=False)
-    else:
-        ray.init(address=address, configure_logging=False)
-    logger.info("Ray resources: %s", ray.cluster_resources())
-    return True
-
-
 def check_resources(config: ExperimentConfig, local: bool) -> None:
     """A trial asking for more CPUs/GPUs than the cluster has would wait forever: say so now."""
     import ray
@@ -73,13 +51,6 @@ def check_resources(config: ExperimentConfig, local: bool) -> None:
             if local:
                 raise ConfigError(message)
             logger.warning("%s (waiting for the autoscaler, if any)", message)
-
-
-def resolve_store(store: str) -> Path:
-    """The store file of `dataset.store`: a path, or 'default' / 'small' (generated once, reused)."""
-    from hpsearch.data.generate import resolve_store as find_store
-
-    return find_store(store, key="dataset.store")
 
 
 def resolve_split(config: ExperimentConfig, store_path: Path) -> Any:
@@ -139,9 +110,10 @@ def prepare_trials(config: ExperimentConfig) -> StudyData:
     The driver reads only metadata; the arrays go from the store to the actors. The actors hold
     training and validation snapshots only: no trial can read a test snapshot.
     """
+    from hpsearch.data.generate import resolve_store
     from hpsearch.tune.shards import place_shards
 
-    store_path = resolve_store(config.dataset.store)
+    store_path = resolve_store(config.dataset.store, key="dataset.store")
     split = resolve_split(config, store_path)
     if not split.validation:
         raise ConfigError("dataset.split has no validation snapshot: the search selects on validation error, "

@@ -16,9 +16,10 @@ from hpsearch._version import __version__
 from hpsearch.config.experiment import ExperimentConfig
 from hpsearch.config.strategy import LDOS_METRIC, METRIC, STD_METRIC
 from hpsearch.tracking import summary as keys
-from hpsearch.tracking.callback import MLflowStudyCallback, trial_params
+from hpsearch.tracking.mirror import trial_params
 from hpsearch.tracking.plots import architecture_in_words, plot_architectures
 from hpsearch.tracking.tracker import StudyTracker, TrialRecord, default_tracking_uri
+from hpsearch.tune.adapters import MLflowStudyCallback
 from hpsearch.tune.results import COLUMNS
 
 logger = logging.getLogger(__name__)

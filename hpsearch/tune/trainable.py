@@ -105,7 +105,7 @@ def _score_candidates(config: dict[str, Any], settings: TrialSettings, data: Any
     options = settings.naswot
     results = score_architectures(
         specs, batch, n_init=options.n_init, seed=settings.seed, k=options.k,
-        convention=options.convention, progress=False, use_ray=False,
+        convention=options.convention, progress=False,
     )
     scores = [float(r.score) for r in results]
     finite = [s for s in scores if math.isfinite(s)]

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hpsearch import _env
 from hpsearch.config.strategy import MODE, SchedulerPlugin, Strategy
 
 if TYPE_CHECKING:
@@ -34,14 +35,7 @@ Trainable = Callable[..., Any]
 
 def _tune_environment(verbose: int = 0) -> None:
     """Tune settings read from the environment (only set when the user has not set them)."""
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    # save the experiment state at least every second: a killed driver loses little
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    if verbose == 0:
-        # Tune's newer console output ignores verbose=0: it prints a configuration box (with
-        # "Number of trials 9223372036854775807" for an open-ended study), the results folder and
-        # a TensorBoard hint; the classic output prints nothing at verbose=0
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    _env.tune_defaults(quiet=verbose == 0)
 
 
 def effective_num_samples(num_samples: int, max_trials: int | None) -> int:

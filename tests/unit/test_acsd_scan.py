@@ -27,7 +27,9 @@ from hpsearch.descriptors.scan import (
 )
 from hpsearch.errors import ConfigError, DataError
 from hpsearch.physics import EnergyGrid
-from hpsearch.tracking.acsd import load_sampled_snapshots, load_scan_config, resolve_store, run_acsd_scan
+from hpsearch.api import load_scan_config, run_acsd_scan
+from hpsearch.data.descriptor_scan import load_sampled_snapshots
+from hpsearch.data.generate import resolve_store
 
 runner = CliRunner()
 N_POINTS = 40

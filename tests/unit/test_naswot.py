@@ -21,6 +21,7 @@ from hpsearch.scoring import (
     naswot_result,
     naswot_score,
     score_architectures,
+    score_architectures_parallel,
 )
 
 K = 1e-4
@@ -303,12 +304,12 @@ def test_float32_option_is_close(be2_batch: torch.Tensor) -> None:
 @pytest.mark.ray
 def test_ray_chunks_equal_serial(ray_local: object, be2_batch: torch.Tensor) -> None:
     specs = SPECS * 2
-    serial = score_architectures(specs, be2_batch, n_init=2, progress=False, use_ray=False)
-    parallel = score_architectures(specs, be2_batch, n_init=2, progress=False, use_ray=True, n_chunks=3)
+    serial = score_architectures(specs, be2_batch, n_init=2, progress=False)
+    parallel = score_architectures_parallel(specs, be2_batch, n_init=2, progress=False, n_chunks=3)
     assert [r.reason for r in parallel] == [r.reason for r in serial]
     for a, b in zip(serial, parallel):
         assert b.scores == pytest.approx(a.scores, rel=1e-12)
-    from hpsearch.scoring._ray import is_driver
+    from hpsearch.parallel import is_driver
 
     assert is_driver()
 

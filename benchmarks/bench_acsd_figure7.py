@@ -4,8 +4,9 @@ For each cutoff radius (twojmax fixed, 10 as the paper's J_max = 5): the ACSD fr
 (descriptors only at the sampled points), then SNAP descriptors on the full grid of every
 snapshot, and a small fixed MLP trained with several seeds; its band-energy error on the test
 snapshots in meV/atom (mean +- std over seeds) and the test LDOS RMSE. Prints the table, the rank
-correlations (Kendall tau, Spearman) of the ACSD with both errors, whether they pick the same
-cutoff; writes JSON and a figure-7-like PNG next to it. MLP 91-64-64-64 (LeakyReLU), Adam 1e-3,
+correlations (Kendall tau, Spearman) of the ACSD with both errors, and of the mutual information
+of descriptors and LDOS (negated: larger is better) with the band-energy error, whether they pick
+the same cutoff; writes JSON and a figure-7-like PNG next to it. MLP 91-64-64-64 (LeakyReLU), Adam 1e-3,
 batch 256, <= 100 epochs (patience 10); split of the first N snapshots: N-3 train, 1 validation,
 2 test. About 4-8 minutes on 2 shared cores for the default 5 snapshots.
 
@@ -102,13 +103,14 @@ def acsd_per_rcut(store_path: Path, names: list[str], rcuts: list[float], twojma
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = (f"{'rcut (Å)':>9}{'ACSD':>10}{'± std':>9}{'error meV/atom':>17}{'± std':>8}"
+    header = (f"{'rcut (Å)':>9}{'ACSD':>10}{'± std':>9}{'MI nats':>9}{'error meV/atom':>17}{'± std':>8}"
               f"{'per seed':>24}{'LDOS RMSE':>11}{'± std':>9}{'desc core-s':>13}{'train s':>9}")
     print(header)
     print("-" * len(header))
     for r in rows:
         seeds = " ".join(f"{v:.2f}" for v in r["errors_mev_per_atom"])
-        print(f"{r['rcut']:>9.4g}{r['acsd']:>10.5f}{r['acsd_std']:>9.5f}{r['error_mean_mev_per_atom']:>17.2f}"
+        print(f"{r['rcut']:>9.4g}{r['acsd']:>10.5f}{r['acsd_std']:>9.5f}{r['mi_nats']:>9.3f}"
+              f"{r['error_mean_mev_per_atom']:>17.2f}"
               f"{r['error_std_mev_per_atom']:>8.2f}{seeds:>24}{r['ldos_rmse_mean']:>11.3e}{r['ldos_rmse_std']:>9.1e}"
               f"{r['descriptor_core_seconds']:>13.1f}"
               f"{r['training_seconds']:>9.1f}")
@@ -165,7 +167,7 @@ def train_per_rcut(store_path: Path, scan: list[Any], grids: dict[float, dict[st
         errors = retrain(spec, settings, data, seeds=list(range(n_seeds)))
         rmse = [e.mean_ldos_rmse for e in errors.evaluations if e is not None]
         rows.append({
-            "rcut": result.rcut, "acsd": result.acsd, "acsd_std": result.std,
+            "rcut": result.rcut, "acsd": result.acsd, "acsd_std": result.std, "mi_nats": result.mi,
             "error_mean_mev_per_atom": errors.mean, "error_std_mev_per_atom": errors.std,
             "errors_mev_per_atom": errors.values, "statuses": errors.statuses,
             "ldos_rmse_mean": float(np.mean(rmse)) if rmse else math.nan,
@@ -213,11 +215,17 @@ def main() -> None:
     tau_rmse = float(stats.kendalltau(acsd_values, rmse_values).statistic)
     rho_rmse = float(stats.spearmanr(acsd_values, rmse_values).statistic)
     best_acsd, best_error = rcuts[int(np.argmin(acsd_values))], rcuts[int(np.nanargmin(error_values))]
+    # mutual information ranks the other way (larger: better): tau(-MI, error) is comparable to tau(ACSD, error)
+    mi_values = [-r["mi_nats"] for r in rows]
+    tau_mi = float(stats.kendalltau(mi_values, error_values).statistic)
+    rho_mi = float(stats.spearmanr(mi_values, error_values).statistic)
+    best_mi = rcuts[int(np.nanargmin(mi_values))]
     total = time.perf_counter() - started
     print(f"\nKendall tau(ACSD, error) = {tau:+.2f}, Spearman = {rho:+.2f}; minimum ACSD at rcut {best_acsd:.4g}, "
           f"minimum error at rcut {best_error:.4g}; ACSD scan {acsd_seconds:.1f} s, total {total:.0f} s")
     print(f"Kendall tau(ACSD, LDOS RMSE) = {tau_rmse:+.2f}, Spearman = {rho_rmse:+.2f}; minimum LDOS RMSE at rcut "
           f"{rcuts[int(np.nanargmin(rmse_values))]:.4g}")
+    print(f"Kendall tau(-MI, error) = {tau_mi:+.2f}, Spearman = {rho_mi:+.2f}; maximum MI at rcut {best_mi:.4g}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot(rows, args.out.with_suffix(".png"))
     payload = {
@@ -226,6 +234,7 @@ def main() -> None:
         "network": spec.model_dump(mode="json"), "training": settings.model_dump(mode="json"), "seeds": n_seeds,
         "rows": rows, "kendall_tau": tau, "spearman": rho, "kendall_tau_ldos_rmse": tau_rmse,
         "spearman_ldos_rmse": rho_rmse, "rcut_min_acsd": best_acsd, "rcut_min_error": best_error,
+        "kendall_tau_neg_mi": tau_mi, "spearman_neg_mi": rho_mi, "rcut_max_mi": best_mi,
         "acsd_scan_seconds": acsd_seconds, "total_seconds": total,
     }
     args.out.write_text(json.dumps(payload, indent=2))

@@ -38,6 +38,8 @@ from hpsearch.errors import ConfigError, DataError
 __all__ = ["gaussian_mutual_information", "ksg_mutual_information", "mutual_information"]
 
 MiMethod = Literal["ksg", "gmm"]
+#: fewest sampled points the KSG estimate accepts (k = 5 neighbours in 8 dimensions)
+MIN_POINTS_KSG = 50
 
 
 def gaussian_mutual_information(rho: float) -> float:
@@ -82,9 +84,10 @@ def mutual_information(
                         "pass both on the same grid")
     if not (np.isfinite(b).all() and np.isfinite(d).all()):
         raise DataError("descriptors or LDOS contain NaN or inf: clean the snapshot before the scan")
-    if n_points < 20 * max(1, n_components) or b.shape[0] < 20:
-        raise DataError(f"n_points={n_points} (grid points available: {b.shape[0]}) is too few for a "
-                        f"{n_components}-component mixture: use at least {20 * max(1, n_components)}")
+    needed = MIN_POINTS_KSG if method == "ksg" else 20 * max(1, n_components)
+    if min(n_points, b.shape[0]) < needed:
+        raise DataError(f"{min(n_points, b.shape[0])} grid points are too few for the {method} "
+                        f"mutual-information estimate: use at least {needed}")
     rng = np.random.default_rng(seed)
     take = rng.choice(b.shape[0], size=min(n_points, b.shape[0]), replace=False)
     x, y = _project(b[take], n_pca), _project(d[take], n_pca)

@@ -214,6 +214,15 @@ def _acsd_and_std(
     return acsd_with_uncertainty(features[order], ldos[order], n, seed, mode, n_bootstrap)
 
 
+def _mi_or_nan(features: np.ndarray, ldos: np.ndarray, seed: int) -> float:
+    """Mutual information of the sampled points (all of them), NaN when they are too few."""
+    from hpsearch.descriptors.mi import MIN_POINTS_KSG, mutual_information
+
+    if len(features) < MIN_POINTS_KSG:
+        return math.nan
+    return mutual_information(features, ldos, n_points=len(features), seed=seed)
+
+
 @dataclass(frozen=True)
 class SettingResult:
     """The ACSD of one (rcut, twojmax) over the snapshots: mean, its std, per snapshot, time."""
@@ -226,6 +235,10 @@ class SettingResult:
     seconds: float
     per_snapshot: dict[str, float] = field(default_factory=dict)
     per_snapshot_std: dict[str, float] = field(default_factory=dict)
+    #: mutual information I(descriptors; LDOS) in nats at the same sampled points (mean over
+    #: snapshots; larger is better; NaN when too few points), see :mod:`hpsearch.descriptors.mi`
+    mi: float = math.nan
+    per_snapshot_mi: dict[str, float] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -253,9 +266,11 @@ def acsd_for_setting(
     start = time.perf_counter()
     values: dict[str, float] = {}
     stds: dict[str, float] = {}
+    mis: dict[str, float] = {}
     for snap in snapshots:
         features = snap_at_points(snap.atoms, snap.points_angstrom, **settings.model_dump())
         values[snap.name], stds[snap.name] = _acsd_and_std(features, snap.ldos, mode, seed, n_bootstrap)
+        mis[snap.name] = _mi_or_nan(features, snap.ldos, seed)
     k = len(snapshots)
     result = SettingResult(
         rcut=settings.rcut,
@@ -266,8 +281,11 @@ def acsd_for_setting(
         seconds=time.perf_counter() - start,
         per_snapshot=values,
         per_snapshot_std=stds,
+        mi=float(np.mean(list(mis.values()))),
+        per_snapshot_mi=mis,
     )
-    logger.info("ACSD %s: %.5f +- %.5f (%.2f s)", result.key, result.acsd, result.std, result.seconds)
+    logger.info("ACSD %s: %.5f +- %.5f, MI %.3f nats (%.2f s)", result.key, result.acsd, result.std, result.mi,
+                result.seconds)
     return result
 
 

@@ -1,4 +1,5 @@
-"""The descriptor scan's outputs: table, figures 7 and 8, JSON, and its MLflow run.
+"""The descriptor scan's outputs: table, figures 7 and 8 (ACSD, and beside it the mutual
+information of descriptors and LDOS), JSON, and its MLflow run.
 
 :func:`write_outputs` writes ``acsd_scan.json``, ``acsd_table.md`` and the paper's figures 7 and
 8 as PNGs (``acsd_vs_rcut.png``: one line per twojmax; ``acsd_vs_twojmax.png``: one line per
@@ -37,7 +38,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TABLE_HEADER = ("rcut (Å)", "twojmax", "components", "ACSD", "± std", "time (s)", "")
+TABLE_HEADER = ("rcut (Å)", "twojmax", "components", "ACSD", "± std", "MI (nats)", "time (s)", "")
 
 
 # --------------------------------------------------------------------------- outputs
@@ -56,7 +57,7 @@ def table_rows(results: Sequence[SettingResult], choice: Choice) -> list[tuple[s
         elif (r.rcut, r.twojmax) in tied:
             mark.append("tie")
         rows.append((f"{r.rcut:.4g}", str(r.twojmax), str(r.n_components), f"{r.acsd:.5f}",
-                     f"{r.std:.5f}", f"{r.seconds:.2f}", ", ".join(mark)))
+                     f"{r.std:.5f}", f"{r.mi:.3f}", f"{r.seconds:.2f}", ", ".join(mark)))
     return rows
 
 
@@ -107,11 +108,18 @@ def _plot(results: Sequence[SettingResult], choice: Choice, path: Path, x: str, 
     """ACSD against ``x`` with one line (error bars: bootstrap std) per value of ``line``."""
     plt = _pyplot()
     labels = {"rcut": "cutoff radius rcut (Å)", "twojmax": "band limit twojmax = 2 J_max"}
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, (ax, ax_mi) = plt.subplots(1, 2, figsize=(11.5, 4.2))
     for value in sorted({getattr(r, line) for r in results}):
         rows = sorted((r for r in results if getattr(r, line) == value), key=lambda r: getattr(r, x))
-        ax.errorbar([getattr(r, x) for r in rows], [r.acsd for r in rows], yerr=[r.std for r in rows],
-                    marker="o", capsize=3, label=f"{line} {value:g}")
+        drawn = ax.errorbar([getattr(r, x) for r in rows], [r.acsd for r in rows], yerr=[r.std for r in rows],
+                            marker="o", capsize=3, label=f"{line} {value:g}")
+        ax_mi.plot([getattr(r, x) for r in rows], [r.mi for r in rows], marker="o",
+                   color=drawn.lines[0].get_color(), label=f"{line} {value:g}")
+    ax_mi.set_xlabel(labels[x])
+    ax_mi.set_ylabel("mutual information I(B; LDOS) (nats)")
+    ax_mi.set_title("mutual information (higher: descriptors tell more)")
+    ax_mi.legend(fontsize=8)
+    ax_mi.grid(alpha=0.3)
     ax.plot([getattr(choice, x)], [choice.acsd], marker="*", markersize=16, color="crimson",
             linestyle="none", label=f"chosen ({choice.rcut:.4g} Å, {choice.twojmax})")
     ax.set_xlabel(labels[x])
@@ -163,7 +171,7 @@ def log_scan(report: ScanReport, files: dict[str, Path]) -> str | None:
         tracker.log_trial(TrialRecord(
             trial_id=r.key, params={"rcut": r.rcut, "twojmax": r.twojmax, "n_components": r.n_components},
             status="completed", phase="acsd",
-            extra_metrics={"acsd": r.acsd, "acsd_std": r.std, "seconds": r.seconds},
+            extra_metrics={"acsd": r.acsd, "acsd_std": r.std, "mi_nats": r.mi, "seconds": r.seconds},
         ))
     for path in files.values():
         tracker.log_artifact(path)

@@ -178,6 +178,17 @@ def test_scan_equals_full_grid_reference(be2_store: Path, serial_results: list[S
     # the settings differ by more than their noise: the scan resolves them
     assert all(r.acsd > 0 and 0 < r.std < 0.5 * r.acsd for r in serial_results)
     assert len({round(r.acsd, 6) for r in serial_results}) == 4
+    # the mutual information of the same sampled points: the KSG estimate of the reference features
+    from hpsearch.descriptors.mi import mutual_information
+    from hpsearch.descriptors.scan import sample_snapshot
+    from hpsearch.descriptors.snap import snap_at_points
+
+    atoms, ldos = pairs[0]
+    sampled = sample_snapshot("Be_snapshot0", atoms, ldos, N_POINTS, 3)
+    features = snap_at_points(atoms, sampled.points_angstrom, rcut=3.5, twojmax=6)
+    expected_mi = mutual_information(features, sampled.ldos, n_points=len(features), seed=3)
+    assert result.per_snapshot_mi["Be_snapshot0"] == pytest.approx(expected_mi, rel=1e-6)
+    assert all(math.isfinite(r.mi) and r.mi > 0.2 for r in serial_results)
 
 
 @pytest.mark.ray

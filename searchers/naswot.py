@@ -29,6 +29,7 @@ import logging
 import math
 import random
 import re
+from collections.abc import Mapping
 from typing import Any, cast
 
 from pydantic import Field
@@ -36,8 +37,10 @@ from ray.tune.search import Searcher
 
 from hpsearch.config.space import SearchSpace, Value
 from hpsearch.config.strategy import Strategy, StrategyOptions, reported_list
+from hpsearch.config.trials import TrialKind
 from hpsearch.errors import ConfigError
 from ._base import StateSearcher
+from ._naswot_trials import SCORE_KIND, SCORE_TRIALS
 
 logger = logging.getLogger(__name__)
 
@@ -278,6 +281,10 @@ class NaswotStrategy(Strategy):
     def make_searcher(self) -> NaswotSearcher:
         return NaswotSearcher(self.space, self.options, seed=self.context.seed,
                               metric=self.context.metric, mode=self.context.mode)
+
+    def trial_kinds(self) -> Mapping[str, TrialKind]:
+        """The chunked score trials (:mod:`searchers._naswot_trials`)."""
+        return {SCORE_KIND: SCORE_TRIALS}
 
     def num_samples(self) -> int:
         return -1

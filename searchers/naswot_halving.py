@@ -39,6 +39,7 @@ import logging
 import math
 import pickle
 import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import Field, field_validator, model_validator
@@ -46,7 +47,9 @@ from ray.tune.search import Searcher
 
 from hpsearch.config.space import SearchSpace
 from hpsearch.config.strategy import Strategy
+from hpsearch.config.trials import TrialKind
 from hpsearch.errors import ConfigError
+from ._naswot_trials import SCORE_KIND, SCORE_TRIALS
 from .naswot import (
     NaswotOptions,
     NaswotSearcher,
@@ -355,6 +358,10 @@ class NaswotHalvingStrategy(Strategy):
         n_train = sum(n for n, _ in plan)
         check_budget(self.name, n_score + n_train, self.context.max_trials,
                      f"{n_score} score trials + {n_train} trainings in rungs {plan}")
+
+    def trial_kinds(self) -> Mapping[str, TrialKind]:
+        """The chunked score trials (:mod:`searchers._naswot_trials`)."""
+        return {SCORE_KIND: SCORE_TRIALS}
 
     def make_searcher(self) -> NaswotHalvingSearcher:
         return NaswotHalvingSearcher(self.space, self.options, max_epochs=self.max_epochs(),

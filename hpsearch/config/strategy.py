@@ -9,6 +9,10 @@ Call order, driven by the runner (``hpsearch.tune``):
    trials to ask for (-1: until the searcher returns ``Searcher.FINISHED``);
 4. Tune runs; the searcher's ``save``/``restore`` carry its state across ``hpsearch resume``.
 
+``trial_kinds()`` and ``trial_wrappers()`` (default: none) declare the trial functions a
+strategy or scheduler needs beyond the built-in training (:mod:`hpsearch.config.trials`); the
+runner collects them before the study starts and the trainable runs them by ``_kind``.
+
 A strategy suggests *trial configs*: flat dicts of hyperparameters (names of
 :mod:`hpsearch.config.space`) plus reserved keys that start with an underscore, listed in
 :data:`RESERVED_KEYS`. The trainable fills everything a trial does not name from
@@ -32,12 +36,14 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from hpsearch.config.space import SearchSpace
+from hpsearch.config.trials import TrialKind, TrialWrapper
 
 if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
@@ -59,10 +65,11 @@ NASWOT_METRIC = "naswot_score"
 
 #: Reserved trial-config keys and their meaning.
 RESERVED_KEYS = {
-    "_kind": "'train' (default): train and evaluate; 'score': NASWOT-score `_candidates`, no training",
-    "_candidates": "list of architecture dicts scored by a 'score' trial",
+    "_kind": "'train' (default): train and evaluate; other kinds are declared by the strategy (trial_kinds), "
+             "e.g. the NASWOT strategies' 'score': score `_candidates`, no training",
+    "_candidates": "list of architecture dicts scored by a 'score' trial (NASWOT strategies)",
     "_seed": "integer added to the experiment seed for this trial's initialisations",
-    "_naswot": "true: report the NASWOT mean score first (for the naswot-pruner scheduler)",
+    "_naswot": "true: report the NASWOT mean score first (the naswot-pruner's wrapper around training)",
     "_phase": "free-form label of the strategy's phase, logged with the trial",
 }
 
@@ -122,6 +129,14 @@ class Strategy(abc.ABC):
         """Trials Tune asks for; -1 runs until the searcher says FINISHED."""
         return -1
 
+    def trial_kinds(self) -> Mapping[str, TrialKind]:
+        """Trial kinds this strategy's configs name in ``_kind`` besides 'train'. Default: none."""
+        return {}
+
+    def trial_wrappers(self) -> Sequence[TrialWrapper]:
+        """Functions run around the trials of a kind (e.g. training). Default: none."""
+        return ()
+
 
 class SchedulerPlugin(abc.ABC):
     """A trial scheduler added to any strategy (e.g. the NASWOT pruner)."""
@@ -142,3 +157,11 @@ class SchedulerPlugin(abc.ABC):
     @abc.abstractmethod
     def make_scheduler(self) -> TrialScheduler:
         """A fresh Ray Tune TrialScheduler (with save/restore where it has state)."""
+
+    def trial_kinds(self) -> Mapping[str, TrialKind]:
+        """Trial kinds this scheduler needs besides 'train'. Default: none."""
+        return {}
+
+    def trial_wrappers(self) -> Sequence[TrialWrapper]:
+        """Functions run around the trials of a kind (e.g. score before training). Default: none."""
+        return ()

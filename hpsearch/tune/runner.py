@@ -15,14 +15,17 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.config.experiment import ExperimentConfig, validate_experiment
+from hpsearch.config.strategy import SchedulerPlugin, Strategy
+from hpsearch.config.trials import TrialKind
 from hpsearch.errors import ConfigError
 from hpsearch.tune.results import RESULT_FILE, StudyResult, trials_frame
 from hpsearch.tune.final import retrain_winner
+from hpsearch.tune.kinds import check_first_suggestion, collect_trial_kinds
 from hpsearch.tune.study_tracking import StudyCallback, log_study_end, study_params, study_tracker
 from hpsearch.tune.trainable import TrialSettings, run_trial
 from hpsearch.tune.tuner import build_tuner, restore_tuner, sigterm_interrupts
@@ -133,11 +136,12 @@ def _split_shapes(store_path: Path, split: Split) -> tuple[int, int]:
     return int(shapes[0][-1]), int(sum(math.prod(shape[:-1]) for shape in shapes))
 
 
-def prepare_trials(config: ExperimentConfig) -> StudyData:
+def prepare_trials(config: ExperimentConfig, kinds: Mapping[str, TrialKind] | None = None) -> StudyData:
     """Resolve data, load the search's snapshots into the shard actors once per node, check the config.
 
     The driver reads only metadata; the arrays go from the store to the actors. The actors hold
-    training and validation snapshots only: no trial can read a test snapshot.
+    training and validation snapshots only: no trial can read a test snapshot. `kinds`: the
+    study's trial kinds (default: those its strategy and scheduler declare).
     """
     from hpsearch.tune.shards import place_shards
 
@@ -155,8 +159,16 @@ def prepare_trials(config: ExperimentConfig) -> StudyData:
     logger.info("data: %s, %d features, %d training points; %d validation snapshots select, %d test snapshots "
                 "are held out for the retrains", store_path, n_features, n_points, len(split.validation),
                 len(split.test))
-    settings = TrialSettings.from_config(config, str(store_path), searched, placement)
+    settings = TrialSettings.from_config(config, str(store_path), searched, placement, kinds)
     return StudyData(settings, tuple(split.test))
+
+
+def study_kinds(strategy: Strategy, scheduler: SchedulerPlugin | None) -> dict[str, TrialKind]:
+    """The trial kinds of a study, checked before anything starts: no name declared twice, and the
+    strategy's first suggestion names a kind the study knows (ConfigError otherwise)."""
+    kinds = collect_trial_kinds(strategy, scheduler)
+    check_first_suggestion(strategy, kinds, scheduler.trial_flags if scheduler is not None else {})
+    return kinds
 
 
 def _trainable(settings: TrialSettings) -> Any:
@@ -252,6 +264,7 @@ def run_study(
     study as Ctrl+C would after that many finished trials (for tests of resume).
     """
     strategy, scheduler = validate_experiment(config)
+    kinds = study_kinds(strategy, scheduler)
     folder = config.results_dir
     if (folder / TUNE_DIR).exists():
         raise ConfigError(
@@ -266,7 +279,7 @@ def run_study(
         check_resources(config, local=address is None)
     started = time.perf_counter()
     with phases("data_placement_s"):
-        data = prepare_trials(config)
+        data = prepare_trials(config, kinds)
     settings = data.settings
     with phases("setup_s"):
         tuner = build_tuner(
@@ -327,13 +340,13 @@ def resume_study(
     config = load_study_config(folder)
     if not (folder / TUNE_DIR).is_dir():
         raise ConfigError(f"study {config.name!r} in {folder} never started: run it with `hpsearch run`")
-    validate_experiment(config)
+    kinds = collect_trial_kinds(*validate_experiment(config))
     ensure_ray(address)
     check_resources(config, local=address is None)
     earlier = StudyResult.load(folder).wall_seconds if (folder / RESULT_FILE).is_file() else 0.0
     started = time.perf_counter()
     phases = Phases()
     with phases("data_placement_s"):
-        data = prepare_trials(config)
+        data = prepare_trials(config, kinds)
     tuner = restore_tuner(folder / TUNE_DIR, _trainable(data.settings), resources=config.resources.as_tune())
     return _fit_and_finish(config, tuner, data, started, earlier, phases)

@@ -9,6 +9,10 @@ Call order, driven by the runner (``hpsearch.tune``):
    trials to ask for (-1: until the searcher returns ``Searcher.FINISHED``);
 4. Tune runs; the searcher's ``save``/``restore`` carry its state across ``hpsearch resume``.
 
+Once the data are known (also on ``hpsearch resume``), the runner calls ``prepared(data)``,
+which returns the strategy to run: itself (default), or a copy with options settled on the
+training and validation snapshots (e.g. ``proxy: auto``).
+
 ``trial_kinds()`` and ``trial_wrappers()`` (default: none) declare the trial functions a
 strategy or scheduler needs beyond the built-in training (:mod:`hpsearch.config.trials`); the
 runner collects them before the study starts and the trainable runs them by ``_kind``.
@@ -48,6 +52,9 @@ from hpsearch.config.trials import TrialKind, TrialWrapper
 if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
     from ray.tune.search import Searcher
+
+    from hpsearch.config.experiment import NaswotConfig
+    from hpsearch.data.splits import Split
 
 #: The objective every training trial reports and searchers minimise by default: the mean
 #: band-energy error (meV/atom) over the *validation* snapshots. Test snapshots never select.
@@ -106,6 +113,17 @@ class StrategyContext:
     mode: Literal["min", "max"] = MODE
 
 
+@dataclass(frozen=True)
+class SearchData:
+    """The data a search runs on, for what a strategy settles before its first trial."""
+
+    store_path: str
+    #: training and validation snapshots only: a search never sees a test snapshot
+    split: Split
+    #: the experiment's training-free scoring settings (batch of points, initialisations)
+    naswot: NaswotConfig
+
+
 class Strategy(abc.ABC):
     """A search strategy: turns a search space into a Ray Tune searcher."""
 
@@ -128,6 +146,10 @@ class Strategy(abc.ABC):
     def num_samples(self) -> int:
         """Trials Tune asks for; -1 runs until the searcher says FINISHED."""
         return -1
+
+    def prepared(self, data: SearchData) -> Strategy:
+        """The strategy to run on `data`: itself (default), or a copy with options settled on the data."""
+        return self
 
     def trial_kinds(self) -> Mapping[str, TrialKind]:
         """Trial kinds this strategy's configs name in ``_kind`` besides 'train'. Default: none."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.config.experiment import ExperimentConfig, validate_experiment
-from hpsearch.config.strategy import SchedulerPlugin, Strategy
+from hpsearch.config.strategy import SchedulerPlugin, SearchData, Strategy
 from hpsearch.config.trials import TrialKind
 from hpsearch.errors import ConfigError
 from hpsearch.tune.results import RESULT_FILE, StudyResult, trials_frame
@@ -171,6 +171,18 @@ def study_kinds(strategy: Strategy, scheduler: SchedulerPlugin | None) -> dict[s
     return kinds
 
 
+def settle_strategy(config: ExperimentConfig, strategy: Strategy, scheduler: SchedulerPlugin | None,
+                    data: StudyData) -> tuple[Strategy, StudyData]:
+    """The strategy with what it settles on the search's data (``Strategy.prepared``), and the
+    trial settings with its kinds."""
+    settings = data.settings
+    settled = strategy.prepared(SearchData(settings.store_path, settings.split, config.naswot))
+    if settled is strategy:
+        return strategy, data
+    settings = dataclasses.replace(settings, kinds=collect_trial_kinds(settled, scheduler))
+    return settled, dataclasses.replace(data, settings=settings)
+
+
 def _trainable(settings: TrialSettings) -> Any:
     from ray import tune
 
@@ -280,6 +292,8 @@ def run_study(
     started = time.perf_counter()
     with phases("data_placement_s"):
         data = prepare_trials(config, kinds)
+    with phases("setup_s"):
+        strategy, data = settle_strategy(config, strategy, scheduler, data)
     settings = data.settings
     with phases("setup_s"):
         tuner = build_tuner(
@@ -340,7 +354,8 @@ def resume_study(
     config = load_study_config(folder)
     if not (folder / TUNE_DIR).is_dir():
         raise ConfigError(f"study {config.name!r} in {folder} never started: run it with `hpsearch run`")
-    kinds = collect_trial_kinds(*validate_experiment(config))
+    strategy, scheduler = validate_experiment(config)
+    kinds = collect_trial_kinds(strategy, scheduler)
     ensure_ray(address)
     check_resources(config, local=address is None)
     earlier = StudyResult.load(folder).wall_seconds if (folder / RESULT_FILE).is_file() else 0.0
@@ -348,5 +363,6 @@ def resume_study(
     phases = Phases()
     with phases("data_placement_s"):
         data = prepare_trials(config, kinds)
+    _, data = settle_strategy(config, strategy, scheduler, data)
     tuner = restore_tuner(folder / TUNE_DIR, _trainable(data.settings), resources=config.resources.as_tune())
     return _fit_and_finish(config, tuner, data, started, earlier, phases)

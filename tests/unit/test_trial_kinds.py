@@ -24,7 +24,7 @@ from hpsearch.physics import EnergyGrid
 from hpsearch.tune import trainable
 from hpsearch.tune.kinds import TRAINING, check_first_suggestion, collect_trial_kinds, repeated, train_once
 from hpsearch.tune.trainable import TrialSettings, run_trial
-from hpsearch_searchers._naswot_trials import NASWOT_FIRST, SCORE_TRIALS, score_candidates
+from hpsearch_searchers._naswot_trials import NASWOT_FIRST, SCORE_TRIALS, ProxyScoring
 
 SPACE = SearchSpace.model_validate({"n_layers": [1, 2], "width": [8, 16]})
 
@@ -136,7 +136,7 @@ def test_settings_pickle_with_their_kinds_by_reference() -> None:
     settings = TrialSettings.from_config(config, "/x.h5", None)
     assert set(settings.kinds) == {"train", "score"}
     back = pickle.loads(pickle.dumps(settings))
-    assert back.kinds["score"].run is score_candidates
+    assert back.kinds["score"].run == ProxyScoring("naswot")
     assert back.kinds["train"].run == Wrapped(NASWOT_FIRST.run, Wrapped(repeated, train_once))
     assert back == settings
 

@@ -174,9 +174,16 @@ def study_kinds(strategy: Strategy, scheduler: SchedulerPlugin | None) -> dict[s
 def settle_strategy(config: ExperimentConfig, strategy: Strategy, scheduler: SchedulerPlugin | None,
                     data: StudyData) -> tuple[Strategy, StudyData]:
     """The strategy with what it settles on the search's data (``Strategy.prepared``), and the
-    trial settings with its kinds."""
+    trial settings with its kinds. The data actors are released when that fails (they are detached)."""
+    from hpsearch.tune.shards import release_shards
+
     settings = data.settings
-    settled = strategy.prepared(SearchData(settings.store_path, settings.split, config.naswot))
+    try:
+        settled = strategy.prepared(SearchData(settings.store_path, settings.split, config.naswot))
+    except BaseException:
+        if settings.placement is not None:
+            release_shards(settings.placement.key)
+        raise
     if settled is strategy:
         return strategy, data
     settings = dataclasses.replace(settings, kinds=collect_trial_kinds(settled, scheduler))

@@ -29,15 +29,19 @@ import logging
 import math
 import random
 import re
+from collections.abc import Mapping
 from typing import Any, cast
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from ray.tune.search import Searcher
 
 from hpsearch.config.space import SearchSpace, Value
-from hpsearch.config.strategy import Strategy, StrategyOptions, reported_list
+from hpsearch.config.strategy import SearchData, Strategy, StrategyOptions, reported_list
+from hpsearch.config.trials import TrialKind
 from hpsearch.errors import ConfigError
 from ._base import StateSearcher
+from ._naswot_proxy import check_proxy, with_chosen_proxy
+from ._naswot_trials import SCORE_KIND, score_trials
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,16 @@ class NaswotOptions(StrategyOptions):
     max_candidates: int = Field(default=5000, ge=1)
     #: architectures per 'score' trial
     chunk_size: int = Field(default=64, ge=1)
+    #: training-free score that ranks the architectures: a registered proxy, or "auto" (chosen on a
+    #: trained pilot before the search, training + validation snapshots only; see searchers/_naswot_proxy.py)
+    proxy: str = Field(default="naswot", description="training-free score that ranks the architectures, or auto")
+    #: architectures trained by the pilot of proxy: auto
+    pilot_size: int = Field(default=12, ge=4, description="architectures the pilot of proxy: auto trains")
+
+    @field_validator("proxy")
+    @classmethod
+    def _known_proxy(cls, proxy: str) -> str:
+        return check_proxy(proxy)
 
 
 def architecture_levels(space: SearchSpace, strategy: str) -> dict[str, tuple[Value, ...]]:
@@ -278,6 +292,14 @@ class NaswotStrategy(Strategy):
     def make_searcher(self) -> NaswotSearcher:
         return NaswotSearcher(self.space, self.options, seed=self.context.seed,
                               metric=self.context.metric, mode=self.context.mode)
+
+    def trial_kinds(self) -> Mapping[str, TrialKind]:
+        """The chunked score trials with the strategy's proxy (:mod:`searchers._naswot_trials`)."""
+        return {SCORE_KIND: score_trials(self.options.proxy)}
+
+    def prepared(self, data: SearchData) -> NaswotStrategy:
+        """With ``proxy: auto``, a copy whose proxy a trained pilot chose (:mod:`searchers._naswot_proxy`)."""
+        return with_chosen_proxy(self, data)
 
     def num_samples(self) -> int:
         return -1

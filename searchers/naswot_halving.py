@@ -2,8 +2,8 @@
 on average, corrected by a few cheap trainings.
 
 1. Every architecture of the space is scored without training, in chunked 'score' trials
-   exactly as :mod:`searchers.naswot` does (``proxy``: the training-free score; "naswot" is the
-   one available).
+   exactly as :mod:`searchers.naswot` does (``proxy``: the training-free score, NASWOT's by
+   default, any registered proxy, or ``auto``: chosen on a trained pilot before the search).
 2. The ``top_k`` best-scored architectures (or the best ``top_fraction`` of them) survive.
 3. Synchronous successive halving: rung 0 trains every survivor for ``min_epochs`` epochs; each
    following rung keeps the best ``1/reduction_factor`` by the study's objective and trains them
@@ -39,14 +39,18 @@ import logging
 import math
 import pickle
 import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from ray.tune.search import Searcher
 
 from hpsearch.config.space import SearchSpace
-from hpsearch.config.strategy import Strategy
+from hpsearch.config.strategy import SearchData, Strategy
+from hpsearch.config.trials import TrialKind
 from hpsearch.errors import ConfigError
+from ._naswot_proxy import with_chosen_proxy
+from ._naswot_trials import SCORE_KIND, score_trials
 from .naswot import (
     NaswotOptions,
     NaswotSearcher,
@@ -61,16 +65,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Training-free scores the strategy can rank with; the `proxy` option is checked against these
-#: (only NASWOT's mean score today: score trials compute nothing else).
-KNOWN_PROXIES = ("naswot",)
 DEFAULT_TOP_K = 9
 
 
 class NaswotHalvingOptions(NaswotOptions):
     """Options of NASWOT top-k followed by successive halving (epochs as the budget)."""
 
-    proxy: str = Field(default="naswot", description="training-free score that ranks the architectures")
     top_k: int | None = Field(default=None, ge=1, description=f"architectures kept (default {DEFAULT_TOP_K})")
     top_fraction: float | None = Field(default=None, gt=0, le=1, description="or: this fraction of them kept")
     min_epochs: int = Field(default=3, ge=1, description="epochs of rung 0")
@@ -79,13 +79,6 @@ class NaswotHalvingOptions(NaswotOptions):
     optimisation: Literal["fixed", "tpe"] = Field(default="fixed", description="fixed settings, or drawn by TPE")
     n_startup_trials: int = Field(default=4, ge=0, description="random draws before TPE models (tpe only)")
     multivariate: bool = True
-
-    @field_validator("proxy")
-    @classmethod
-    def _known_proxy(cls, proxy: str) -> str:
-        if proxy not in KNOWN_PROXIES:
-            raise ValueError(f"proxy {proxy!r} is not available; known: {', '.join(KNOWN_PROXIES)}")
-        return proxy
 
     @model_validator(mode="after")
     def _one_selection(self) -> NaswotHalvingOptions:
@@ -355,6 +348,14 @@ class NaswotHalvingStrategy(Strategy):
         n_train = sum(n for n, _ in plan)
         check_budget(self.name, n_score + n_train, self.context.max_trials,
                      f"{n_score} score trials + {n_train} trainings in rungs {plan}")
+
+    def trial_kinds(self) -> Mapping[str, TrialKind]:
+        """The chunked score trials with the strategy's proxy (:mod:`searchers._naswot_trials`)."""
+        return {SCORE_KIND: score_trials(self.options.proxy)}
+
+    def prepared(self, data: SearchData) -> NaswotHalvingStrategy:
+        """With ``proxy: auto``, a copy whose proxy a trained pilot chose (:mod:`searchers._naswot_proxy`)."""
+        return with_chosen_proxy(self, data)
 
     def make_searcher(self) -> NaswotHalvingSearcher:
         return NaswotHalvingSearcher(self.space, self.options, max_epochs=self.max_epochs(),

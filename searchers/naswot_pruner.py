@@ -1,8 +1,8 @@
 """The NASWOT pruner: a Ray Tune scheduler that stops, before any training, every trial whose
 training-free NASWOT score falls below a threshold.
 
-Each trial of a study with this scheduler gets ``_naswot: true``; the trainable then reports
-the NASWOT mean score of its network first. The threshold is either fixed (``threshold``), or
+Each trial of a study with this scheduler gets ``_naswot: true``; the plug-in's wrapper around
+the training kind then reports the NASWOT mean score of its network first. The threshold is either fixed (``threshold``), or
 estimated at run time (default): the ``quantile`` of the scores of every trial scored so far,
 once ``warmup_trials`` scores are known; before that no trial is pruned. A pruned trial reports
 no band-energy error; the study records it as ``pruned`` and TPE learns it as a bad region.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,8 +35,10 @@ from pydantic import Field, model_validator
 
 from hpsearch.config.registry import load_scheduler
 from hpsearch.config.strategy import NASWOT_METRIC, SchedulerPlugin, StrategyOptions
+from hpsearch.config.trials import TrialWrapper
 from hpsearch.errors import ConfigError
 from ._chain import ChainedScheduler
+from ._naswot_trials import NASWOT_FIRST
 
 try:
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
@@ -190,6 +192,10 @@ class NaswotPrunerPlugin(SchedulerPlugin):
         except ValueError as exc:
             raise ConfigError(f"naswot-pruner option then ({then.name}): {exc}") from None
         return cls(options, self.context)
+
+    def trial_wrappers(self) -> Sequence[TrialWrapper]:
+        """Score before training, in every trial flagged ``_naswot`` (:mod:`searchers._naswot_trials`)."""
+        return (NASWOT_FIRST,)
 
     def validate(self) -> None:
         then = self.then()

@@ -13,10 +13,12 @@ from hpsearch.config.strategy import (
     NASWOT_METRIC,
     RESERVED_KEYS,
     SchedulerPlugin,
+    SearchData,
     Strategy,
     StrategyContext,
     StrategyOptions,
 )
+from hpsearch.config.trials import TRAIN_KIND, TrialContext, TrialKind, TrialWrapper
 
 __all__ = [
     "METRIC",
@@ -27,10 +29,15 @@ __all__ = [
     "FloatRange",
     "IntRange",
     "SchedulerPlugin",
+    "SearchData",
     "SearchSpace",
     "Strategy",
     "StrategyContext",
     "StrategyOptions",
+    "TRAIN_KIND",
+    "TrialContext",
+    "TrialKind",
+    "TrialWrapper",
     "available_schedulers",
     "available_strategies",
     "load_scheduler",

@@ -9,6 +9,14 @@ Call order, driven by the runner (``hpsearch.tune``):
    trials to ask for (-1: until the searcher returns ``Searcher.FINISHED``);
 4. Tune runs; the searcher's ``save``/``restore`` carry its state across ``hpsearch resume``.
 
+Once the data are known (also on ``hpsearch resume``), the runner calls ``prepared(data)``,
+which returns the strategy to run: itself (default), or a copy with options settled on the
+training and validation snapshots (e.g. ``proxy: auto``).
+
+``trial_kinds()`` and ``trial_wrappers()`` (default: none) declare the trial functions a
+strategy or scheduler needs beyond the built-in training (:mod:`hpsearch.config.trials`); the
+runner collects them before the study starts and the trainable runs them by ``_kind``.
+
 A strategy suggests *trial configs*: flat dicts of hyperparameters (names of
 :mod:`hpsearch.config.space`) plus reserved keys that start with an underscore, listed in
 :data:`RESERVED_KEYS`. The trainable fills everything a trial does not name from
@@ -33,16 +41,21 @@ from __future__ import annotations
 import abc
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from hpsearch.config.space import SearchSpace
+from hpsearch.config.trials import TrialKind, TrialWrapper
 
 if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
     from ray.tune.search import Searcher
+
+    from hpsearch.config.experiment import NaswotConfig
+    from hpsearch.data.splits import Split
 
 #: The objective every training trial reports and searchers minimise by default: the mean
 #: band-energy error (meV/atom) over the *validation* snapshots. Test snapshots never select.
@@ -60,10 +73,11 @@ NASWOT_METRIC = "naswot_score"
 
 #: Reserved trial-config keys and their meaning.
 RESERVED_KEYS = {
-    "_kind": "'train' (default): train and evaluate; 'score': NASWOT-score `_candidates`, no training",
-    "_candidates": "list of architecture dicts scored by a 'score' trial",
+    "_kind": "'train' (default): train and evaluate; other kinds are declared by the strategy (trial_kinds), "
+             "e.g. the NASWOT strategies' 'score': score `_candidates`, no training",
+    "_candidates": "list of architecture dicts scored by a 'score' trial (NASWOT strategies)",
     "_seed": "integer added to the experiment seed for this trial's initialisations",
-    "_naswot": "true: report the NASWOT mean score first (for the naswot-pruner scheduler)",
+    "_naswot": "true: report the NASWOT mean score first (the naswot-pruner's wrapper around training)",
     "_phase": "free-form label of the strategy's phase, logged with the trial",
 }
 
@@ -109,6 +123,17 @@ class StrategyContext:
     mode: Literal["min", "max"] = MODE
 
 
+@dataclass(frozen=True)
+class SearchData:
+    """The data a search runs on, for what a strategy settles before its first trial."""
+
+    store_path: str
+    #: training and validation snapshots only: a search never sees a test snapshot
+    split: Split
+    #: the experiment's training-free scoring settings (batch of points, initialisations)
+    naswot: NaswotConfig
+
+
 class Strategy(abc.ABC):
     """A search strategy: turns a search space into a Ray Tune searcher."""
 
@@ -132,6 +157,18 @@ class Strategy(abc.ABC):
         """Trials Tune asks for; -1 runs until the searcher says FINISHED."""
         return -1
 
+    def prepared(self, data: SearchData) -> Strategy:
+        """The strategy to run on `data`: itself (default), or a copy with options settled on the data."""
+        return self
+
+    def trial_kinds(self) -> Mapping[str, TrialKind]:
+        """Trial kinds this strategy's configs name in ``_kind`` besides 'train'. Default: none."""
+        return {}
+
+    def trial_wrappers(self) -> Sequence[TrialWrapper]:
+        """Functions run around the trials of a kind (e.g. training). Default: none."""
+        return ()
+
 
 class SchedulerPlugin(abc.ABC):
     """A trial scheduler added to any strategy (e.g. the NASWOT pruner)."""
@@ -152,3 +189,11 @@ class SchedulerPlugin(abc.ABC):
     @abc.abstractmethod
     def make_scheduler(self) -> TrialScheduler:
         """A fresh Ray Tune TrialScheduler (with save/restore where it has state)."""
+
+    def trial_kinds(self) -> Mapping[str, TrialKind]:
+        """Trial kinds this scheduler needs besides 'train'. Default: none."""
+        return {}
+
+    def trial_wrappers(self) -> Sequence[TrialWrapper]:
+        """Functions run around the trials of a kind (e.g. score before training). Default: none."""
+        return ()

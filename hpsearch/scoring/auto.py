@@ -63,9 +63,10 @@ def select_proxy(calibration: Sequence[ProxyCalibration]) -> ProxyCalibration:
     return min(usable, key=lambda c: (round(c.tau, 12), len(members_of(c.name)), c.name))
 
 
-def choose_proxy(config: Any = None, m: int = 12, seed: int | None = None) -> ProxyChoice:
+def choose_proxy(config: Any = None, m: int = 12, seed: int | None = None, split: Any = None) -> ProxyChoice:
     """Train a pilot of ``m`` architectures of ``config`` (a ProxyStudyConfig; its own seed unless
-    ``seed``), calibrate, choose; logs the choice and the pilot table."""
+    ``seed``), calibrate, choose; logs the choice and the pilot table. ``split``: the training and
+    validation snapshots of the pilot (default: the study's own split of the store; never test)."""
     from hpsearch.scoring.proxy_report import markdown_table
     from hpsearch.scoring.proxy_study import ProxyStudyConfig, run_proxy_study
 
@@ -75,7 +76,7 @@ def choose_proxy(config: Any = None, m: int = 12, seed: int | None = None) -> Pr
     update: dict[str, Any] = {"n_architectures": m}
     if seed is not None:
         update["seed"] = seed
-    pilot = run_proxy_study(config.model_copy(update=update))
+    pilot = run_proxy_study(config.model_copy(update=update), split=split)
     best = select_proxy(pilot.calibration)
     log.info("automatic proxy choice on a pilot of %d trained architectures: %s (tau %+.3f)\n%s", m, best.name,
              best.tau, markdown_table(pilot))

@@ -198,16 +198,22 @@ def _label(spec: NetworkSpec) -> str:
 
 
 def run_proxy_study(config: ProxyStudyConfig,
-                    progress: Callable[[str, int, int], None] | None = None) -> ProxyStudy:
+                    progress: Callable[[str, int, int], None] | None = None, split: Split | None = None) -> ProxyStudy:
     """Run the study of ``config``: sample, score, train, calibrate (no files; see
-    :func:`hpsearch.scoring.proxy_report.write_study`). ``progress(stage, done, total)``."""
+    :func:`hpsearch.scoring.proxy_report.write_study`). ``progress(stage, done, total)``; ``split``:
+    the training and validation snapshots to use (e.g. a search's; it may hold no test snapshot),
+    instead of :func:`validation_split` of the whole store."""
     from hpsearch.data.generate import resolve_store
     from hpsearch.data.store import open_store
     from hpsearch.model import TrainingData
 
     store_path = resolve_store(config.store)
-    with open_store(store_path) as store:
-        split = validation_split(list(store.names), config.n_validation, config.n_train)
+    if split is not None and split.test:
+        raise ConfigError(f"a proxy study never reads test snapshots, but its split holds {list(split.test)}: "
+                          "pass the training and validation snapshots only")
+    if split is None:
+        with open_store(store_path) as store:
+            split = validation_split(list(store.names), config.n_validation, config.n_train)
     data = TrainingData.from_store(store_path, split)
     val = validation_snapshots(store_path, tuple(split.validation))
     space = ArchitectureSpace(depths=config.depths, widths=config.widths, activations=config.activations)

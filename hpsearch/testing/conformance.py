@@ -160,11 +160,12 @@ class SearcherConformance:
         assert log.configs, "the strategy suggested no trial"
         space = self.search_space()
         allowed = set(space.names) | set(self.fixed) | set(RESERVED_KEYS) | set(self.flags())
+        kinds = {"train", *self.make_strategy().trial_kinds()}
         for config in log.configs:
             unknown = set(config) - allowed
             assert not unknown, f"config {config} has keys outside the space/fixed/reserved: {unknown}"
             kind = config.get("_kind", "train")
-            assert kind in ("train", "score"), f"unknown _kind {kind!r}"
+            assert kind in kinds, f"_kind {kind!r} is not declared in the strategy's trial_kinds(): {sorted(kinds)}"
             if kind == "score":
                 assert config.get("_candidates"), f"a score trial needs _candidates: {config}"
                 for candidate in config["_candidates"]:

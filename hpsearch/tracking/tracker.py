@@ -254,8 +254,8 @@ class StudyTracker:
             "tags": {"hpsearch.role": "retrain", "hpsearch.seed": str(seed), "hpsearch.status": status,
                      "hpsearch.saved_model": str(saved).lower()},
         })
-        metrics = [["val_error_mev_per_atom", float(val_error_mev_per_atom), 0, _now_ms()]] if _finite(
-            val_error_mev_per_atom) else []
+        metrics = [["val_error_mev_per_atom", float(val_error_mev_per_atom), 0, _now_ms()]] if finite_or_none(
+            val_error_mev_per_atom) is not None else []
         self.journal.submit({"op": "log_batch", "key": key, "params": {"seed": seed}, "metrics": metrics})
         self.journal.submit({"op": "end_run", "key": key, "time_ms": _now_ms(),
                              "status": "FINISHED" if status == "completed" else "FAILED"})

@@ -13,15 +13,18 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.config.experiment import ExperimentConfig, validate_experiment
+from hpsearch.config.strategy import SchedulerPlugin, SearchData, Strategy
+from hpsearch.config.trials import TrialKind
 from hpsearch.errors import ConfigError
 from hpsearch.parallel import ensure_ray
 from hpsearch.tune.results import RESULT_FILE, StudyResult, trials_frame
 from hpsearch.tune.final import retrain_winner
+from hpsearch.tune.kinds import check_first_suggestion, collect_trial_kinds
 from hpsearch.tune.study_tracking import StudyCallback, log_study_end, study_params, study_tracker
 from hpsearch.tune.trainable import TrialSettings, run_trial
 from hpsearch.tune.tuner import build_tuner, restore_tuner, sigterm_interrupts
@@ -104,11 +107,12 @@ def _split_shapes(store_path: Path, split: Split) -> tuple[int, int]:
     return int(shapes[0][-1]), int(sum(math.prod(shape[:-1]) for shape in shapes))
 
 
-def prepare_trials(config: ExperimentConfig) -> StudyData:
+def prepare_trials(config: ExperimentConfig, kinds: Mapping[str, TrialKind] | None = None) -> StudyData:
     """Resolve data, load the search's snapshots into the shard actors once per node, check the config.
 
     The driver reads only metadata; the arrays go from the store to the actors. The actors hold
-    training and validation snapshots only: no trial can read a test snapshot.
+    training and validation snapshots only: no trial can read a test snapshot. `kinds`: the
+    study's trial kinds (default: those its strategy and scheduler declare).
     """
     from hpsearch.data.generate import resolve_store
     from hpsearch.tune.shards import place_shards
@@ -127,8 +131,35 @@ def prepare_trials(config: ExperimentConfig) -> StudyData:
     logger.info("data: %s, %d features, %d training points; %d validation snapshots select, %d test snapshots "
                 "are held out for the retrains", store_path, n_features, n_points, len(split.validation),
                 len(split.test))
-    settings = TrialSettings.from_config(config, str(store_path), searched, placement)
+    settings = TrialSettings.from_config(config, str(store_path), searched, placement, kinds)
     return StudyData(settings, tuple(split.test))
+
+
+def study_kinds(strategy: Strategy, scheduler: SchedulerPlugin | None) -> dict[str, TrialKind]:
+    """The trial kinds of a study, checked before anything starts: no name declared twice, and the
+    strategy's first suggestion names a kind the study knows (ConfigError otherwise)."""
+    kinds = collect_trial_kinds(strategy, scheduler)
+    check_first_suggestion(strategy, kinds, scheduler.trial_flags if scheduler is not None else {})
+    return kinds
+
+
+def settle_strategy(config: ExperimentConfig, strategy: Strategy, scheduler: SchedulerPlugin | None,
+                    data: StudyData) -> tuple[Strategy, StudyData]:
+    """The strategy with what it settles on the search's data (``Strategy.prepared``), and the
+    trial settings with its kinds. The data actors are released when that fails (they are detached)."""
+    from hpsearch.tune.shards import release_shards
+
+    settings = data.settings
+    try:
+        settled = strategy.prepared(SearchData(settings.store_path, settings.split, config.naswot))
+    except BaseException:
+        if settings.placement is not None:
+            release_shards(settings.placement.key)
+        raise
+    if settled is strategy:
+        return strategy, data
+    settings = dataclasses.replace(settings, kinds=collect_trial_kinds(settled, scheduler))
+    return settled, dataclasses.replace(data, settings=settings)
 
 
 def _trainable(settings: TrialSettings) -> Any:
@@ -224,6 +255,7 @@ def run_study(
     study as Ctrl+C would after that many finished trials (for tests of resume).
     """
     strategy, scheduler = validate_experiment(config)
+    kinds = study_kinds(strategy, scheduler)
     folder = config.results_dir
     if (folder / TUNE_DIR).exists():
         raise ConfigError(
@@ -238,7 +270,9 @@ def run_study(
         check_resources(config, local=address is None)
     started = time.perf_counter()
     with phases("data_placement_s"):
-        data = prepare_trials(config)
+        data = prepare_trials(config, kinds)
+    with phases("setup_s"):
+        strategy, data = settle_strategy(config, strategy, scheduler, data)
     settings = data.settings
     with phases("setup_s"):
         tuner = build_tuner(
@@ -299,13 +333,15 @@ def resume_study(
     config = load_study_config(folder)
     if not (folder / TUNE_DIR).is_dir():
         raise ConfigError(f"study {config.name!r} in {folder} never started: run it with `hpsearch run`")
-    validate_experiment(config)
+    strategy, scheduler = validate_experiment(config)
+    kinds = collect_trial_kinds(strategy, scheduler)
     ensure_ray(address)
     check_resources(config, local=address is None)
     earlier = StudyResult.load(folder).wall_seconds if (folder / RESULT_FILE).is_file() else 0.0
     started = time.perf_counter()
     phases = Phases()
     with phases("data_placement_s"):
-        data = prepare_trials(config)
+        data = prepare_trials(config, kinds)
+    _, data = settle_strategy(config, strategy, scheduler, data)
     tuner = restore_tuner(folder / TUNE_DIR, _trainable(data.settings), resources=config.resources.as_tune())
     return _fit_and_finish(config, tuner, data, started, earlier, phases)

@@ -9,7 +9,6 @@ store write that fails half-way (file-size limit in a child process) leaves the 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import subprocess
 import sys

@@ -144,8 +144,8 @@ def test_restore_mid_halving_goes_on(tmp_path: Path) -> None:
 
 def test_config_errors() -> None:
     cls = load_strategy("naswot-halving")
-    with pytest.raises(Exception, match="proxy 'synflow' is not available"):
-        cls.Options(proxy="synflow")
+    with pytest.raises(Exception, match="proxy 'not-a-proxy' is not available; known: naswot, .*synflow"):
+        cls.Options(proxy="not-a-proxy")
     with pytest.raises(Exception, match="top_k.*or top_fraction"):
         cls.Options(top_k=3, top_fraction=0.5)
     with pytest.raises(ConfigError, match="sets max_epochs itself"):

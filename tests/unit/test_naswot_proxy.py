@@ -1,0 +1,193 @@
+"""The NASWOT strategies' `proxy` option: validation against the registry, score trials that compute
+the named proxy on real Be2 data, a halving study that ranks by it, and `proxy: auto` chosen on a
+trained pilot of training + validation snapshots only."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import kendalltau
+
+from hpsearch.config.experiment import ExperimentConfig, network_spec, parse_experiment, training_settings
+from hpsearch.config.registry import load_strategy
+from hpsearch.config.space import SearchSpace
+from hpsearch.config.strategy import METRIC, NASWOT_METRIC, SearchData, StrategyContext
+from hpsearch.config.trials import TrialContext
+from hpsearch.data.splits import Split
+from hpsearch.errors import ConfigError
+from hpsearch.model import TrainingData, build_network
+from hpsearch.physics import EnergyGrid
+from hpsearch.scoring import init_seeds
+from hpsearch.scoring.proxies import proxy_score
+from hpsearch.scoring.proxy_study import proxy_batch, run_proxy_study
+from hpsearch.testing import SearcherDriver, canonical
+from hpsearch_searchers._naswot_proxy import pilot_config
+from hpsearch_searchers._naswot_trials import ProxyScoring, score_candidates
+
+SPACE = {"n_layers": [1, 2], "width": [8, 16, 32], "activation": ["ReLU", "Tanh"]}
+FIXED = {"max_epochs": 3, "patience": None, "batch_size": 512, "learning_rate": 1e-3}
+STRATEGIES = ("naswot", "naswot-optimized", "naswot-halving")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)  # the machine is shared; results do not depend on it
+
+
+@pytest.fixture(scope="module")
+def be2(be2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Split, TrainingData]:
+    """The Be2 store; the search split (2 training, 1 validation snapshot; its test snapshot held out)."""
+    from hpsearch.data.mala import import_mala
+    from hpsearch.data.splits import split_snapshots
+    from hpsearch.data.store import open_store
+
+    path = import_mala(be2_dir, tmp_path_factory.mktemp("be2") / "be2.h5", EnergyGrid(-5.0, 2.5, 11))
+    with open_store(path) as store:
+        full = split_snapshots(store.names, 2, 1, 1)
+    search = Split(train=full.train, validation=full.validation, test=())
+    return path, search, TrainingData.from_store(path, search)
+
+
+def _config(**strategy_options: Any) -> ExperimentConfig:
+    return parse_experiment({
+        "name": "proxy", "dataset": {"store": "default"}, "search_space": SPACE, "fixed": FIXED,
+        "strategy": {"name": "naswot", "options": strategy_options}, "naswot": {"batch_size": 32, "n_init": 2},
+        "seed": 3,
+    })
+
+
+def _context(config: ExperimentConfig, data: TrainingData) -> TrialContext:
+    return TrialContext(data=data, defaults=config.hyperparameter_defaults(), training=config.training,
+                        naswot=config.naswot, repeats=1, seed=config.seed, device="cpu",
+                        report=lambda m: None, keep=lambda m: None)
+
+
+def _every() -> list[dict[str, Any]]:
+    return [{"n_layers": n, "width": w, "activation": a} for n in SPACE["n_layers"] for w in SPACE["width"]
+            for a in SPACE["activation"]]
+
+
+def _reference(proxy: str, config: ExperimentConfig, data: TrainingData, archs: list[dict[str, Any]]) -> list[float]:
+    """The proxy of each architecture, one network per initialisation, averaged (the reference path)."""
+    defaults = config.hyperparameter_defaults()
+    x, y = proxy_batch(data, training_settings(defaults, config.training, config.seed), 32, config.seed)
+    out = []
+    for arch in archs:
+        spec = network_spec({**defaults, **arch}, data.n_features, data.n_energies)
+        out.append(float(np.mean([proxy_score(proxy, build_network(spec, s), x, y, config.seed)
+                                  for s in init_seeds(config.seed, 2)])))
+    return out
+
+
+# -- the option ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_proxy_option_is_checked_against_the_registry(name: str) -> None:
+    cls = load_strategy(name)
+    assert cls.Options().proxy == "naswot"
+    assert cls.Options(proxy="synflow").proxy == "synflow" and cls.Options(proxy="auto").proxy == "auto"
+    with pytest.raises(Exception, match=r"proxy 'nope' is not available; known: naswot, .*synflow.*, auto"):
+        cls.Options(proxy="nope")
+    with pytest.raises(ConfigError, match=r"proxy 'nope' is not available; known: .*zico"):
+        _config(proxy="nope")
+    strategy = cls(SearchSpace.model_validate(SPACE), cls.Options(proxy="zico"), StrategyContext(fixed=FIXED))
+    assert strategy.trial_kinds()["score"].run == ProxyScoring("zico")
+    assert strategy.prepared(SearchData("/x.h5", Split((), (), ()), _config().naswot)) is strategy
+
+
+# -- score trials on real data ---------------------------------------------------------------
+@pytest.mark.parametrize("proxy", ["synflow", "snip"])
+def test_score_trials_compute_the_named_proxy(be2: tuple[Path, Split, TrainingData], proxy: str) -> None:
+    config = _config(proxy=proxy)
+    archs = _every()[:4]
+    result = score_candidates({"_kind": "score", "_candidates": archs}, _context(config, be2[2]), proxy)
+    scores = json.loads(result["naswot_scores"])
+    expected = _reference(proxy, config, be2[2], archs)
+    assert scores == pytest.approx(expected, rel=1e-6) and len(set(scores)) == 4
+    assert result[NASWOT_METRIC] == pytest.approx(max(expected), rel=1e-6) and result["proxy"] == proxy
+    naswot = json.loads(score_candidates({"_candidates": archs}, _context(config, be2[2]))["naswot_scores"])
+    assert naswot != pytest.approx(scores)  # the default still scores NASWOT
+
+
+def test_a_halving_study_with_synflow_ranks_by_synflow(be2: tuple[Path, Split, TrainingData]) -> None:
+    config = _config(proxy="synflow")
+    context = _context(config, be2[2])
+    cls = load_strategy("naswot-halving")
+    strategy = cls(SearchSpace.model_validate(SPACE), cls.Options(proxy="synflow", top_k=3, chunk_size=5,
+                                                                  min_epochs=1, reduction_factor=3),
+                   StrategyContext(fixed={"max_epochs": 3}, seed=config.seed))
+    strategy.validate()
+    kind = strategy.trial_kinds()["score"]
+
+    def reports(trial: dict[str, Any]) -> list[dict[str, Any]]:
+        if trial["_kind"] == "score":
+            return [kind.run(dict(trial), context)]
+        return [{METRIC: float(trial["width"]), "status": "completed", "epochs": trial["max_epochs"]}]
+
+    log = SearcherDriver(strategy.make_searcher(), max_concurrent=2, reports=reports).run()
+    assert log.finished
+    rung0 = [{k: c[k] for k in SPACE} for c in log.configs if c.get("_phase") == "rung-0"]
+    every = _every()
+    synflow = _reference("synflow", config, be2[2], every)
+    naswot = json.loads(score_candidates({"_candidates": every}, context)["naswot_scores"])
+    by_synflow = [every[i] for i in np.argsort(synflow)[::-1][:3]]
+    by_naswot = [every[i] for i in np.argsort(naswot)[::-1][:3]]
+    assert sorted(map(canonical, rung0)) == sorted(map(canonical, by_synflow))
+    assert sorted(map(canonical, by_synflow)) != sorted(map(canonical, by_naswot))  # the proxy made a difference
+
+
+# -- proxy: auto ---------------------------------------------------------------------------------
+def test_auto_chooses_on_a_pilot_of_training_and_validation_snapshots(be2: tuple[Path, Split, TrainingData],
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    path, search, _ = be2
+    config = _config(proxy="auto", pilot_size=5)
+    strategy = config.make_strategy()
+    data = SearchData(str(path), search, config.naswot)
+    with caplog.at_level(logging.INFO, logger="hpsearch_searchers._naswot_proxy"):
+        settled = strategy.prepared(data)
+    chosen = settled.options.proxy
+    assert chosen != "auto" and settled.options.pilot_size == 5 and settled.space == strategy.space
+    assert settled.trial_kinds()["score"].run == ProxyScoring(chosen)
+    assert any(f"proxy auto chose {chosen!r}" in r.getMessage() and "Kendall tau" in r.getMessage()
+               for r in caplog.records)
+    # independently: the same pilot, every proxy's Kendall tau from its rows; the most negative wins
+    pilot = pilot_config(strategy, data).model_copy(update={"n_architectures": 5})
+    study = run_proxy_study(pilot, split=search)
+    assert len(study.rows) == 5 and set(study.split["test"]) == set()
+    errors = [r.val_error_mev_per_atom for r in study.rows]
+    taus = {name: kendalltau([r.scores[name] for r in study.rows], errors).statistic for name in study.rows[0].scores}
+    finite = {k: v for k, v in taus.items() if np.isfinite(v)}
+    best = min(finite.values())
+    assert chosen in {k for k, v in finite.items() if v == pytest.approx(best, abs=1e-9)}
+    with pytest.raises(ConfigError, match="never reads test snapshots"):
+        run_proxy_study(pilot, split=Split(search.train, search.validation, ("Be_snapshot3",)))
+
+
+# -- end to end: the real runner, trainable and data on a local Ray -----------------------------
+@pytest.mark.ray
+@pytest.mark.slow
+def test_end_to_end_auto_proxy_on_the_small_dataset(ray_local: Any, small_store: Path, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from hpsearch.api import Experiment
+
+    experiment = Experiment.from_dict({
+        "name": "naswot-auto-e2e",
+        "dataset": {"store": str(small_store)},
+        "search_space": {"n_layers": [1, 2], "width": [8, 16]},
+        "strategy": {"name": "naswot", "options": {"chunk_size": 2, "proxy": "auto", "pilot_size": 4}},
+        "fixed": {"max_epochs": 3, "patience": 2, "batch_size": 64, "learning_rate": 1e-2},
+        "naswot": {"batch_size": 32, "n_init": 2},
+        "storage_path": str(tmp_path / "study"),
+    })
+    with caplog.at_level(logging.INFO, logger="hpsearch_searchers._naswot_proxy"):
+        result = experiment.run()
+    chosen = [r.getMessage() for r in caplog.records if "proxy auto chose" in r.getMessage()]
+    assert len(chosen) == 1, chosen
+    trials = result.trials
+    assert list(trials["kind"]) == ["score", "score", "train"]
+    assert set(trials[trials["kind"] == "score"]["status"]) == {"completed"}, trials[["status", "reason"]]

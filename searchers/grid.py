@@ -11,7 +11,6 @@ Example YAML::
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 from pydantic import Field
@@ -23,6 +22,8 @@ try:  # Ray is a dependency, but keep the import of this module cheap and explic
     from ray.tune.search import Searcher
 except ImportError as exc:  # pragma: no cover - ray is a hard dependency
     raise ImportError("the grid strategy needs Ray Tune: pip install 'ray[tune]'") from exc
+
+from ._base import STATE_FORMAT, check_saved_by, read_state_file, write_state_file  # noqa: E402 - after the Ray check
 
 
 class GridOptions(StrategyOptions):
@@ -59,9 +60,13 @@ class GridSearcher(Searcher):
         """A grid does not learn from results."""
 
     def get_state(self) -> dict[str, Any]:
-        return {"next": self._next, "n_configs": len(self._configs)}
+        """The JSON-ready payload: format, searcher class and the state (the next index)."""
+        state = {"next": self._next, "n_configs": len(self._configs)}
+        return {"format": STATE_FORMAT, "searcher": type(self).__name__, "state": state}
 
-    def set_state(self, state: dict[str, Any]) -> None:
+    def set_state(self, payload: dict[str, Any]) -> None:
+        check_saved_by(payload, type(self).__name__)
+        state = payload["state"]
         if state["n_configs"] != len(self._configs):
             raise ConfigError(
                 f"saved grid had {state['n_configs']} combinations, this one has "
@@ -70,12 +75,10 @@ class GridSearcher(Searcher):
         self._next = int(state["next"])
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.get_state(), handle)
+        write_state_file(checkpoint_path, self.get_state())
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            self.set_state(pickle.load(handle))
+        self.set_state(read_state_file(checkpoint_path))
 
 
 class GridStrategy(Strategy):

@@ -228,6 +228,17 @@ class SearcherConformance:
         if self.expected_trials is not None:
             assert len(combined) == self.expected_trials
 
+    def test_saved_state_is_json(self, tmp_path: Path) -> None:
+        """hpsearch's state files are JSON (readable, no pickle), saved mid-study."""
+        import json
+
+        driver = self.driver()
+        driver.run(stop_after=max(1, len(self.full_run().configs) // 2))
+        state = tmp_path / "searcher-state"
+        driver.searcher.save(str(state))
+        payload = json.loads(state.read_text(encoding="utf-8"))
+        assert isinstance(payload, dict) and "format" in payload, "a state file names its format"
+
     # -- tests in real Ray Tune ----------------------------------------------------------------
     def _tuner(self, storage: Path, name: str, stop_after: int | None = None) -> Any:
         from hpsearch.tune.tuner import build_tuner

@@ -14,12 +14,9 @@ object) stays Ray's.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -30,13 +27,17 @@ from ray.tune.search import Searcher
 from hpsearch.config.space import SearchSpace, Value
 from hpsearch.config.strategy import METRIC, MODE, StrategyOptions
 from hpsearch.errors import ConfigError
+from ._statefile import STATE_FORMAT, check_saved_by, fingerprint, read_state_file, write_state_file
+
+__all__ = [
+    "MAX_LEVELS", "STATE_FORMAT", "Best", "Record", "SearchState", "StateSearcher", "best_from_history",
+    "check_saved_by", "discrete_levels", "fingerprint", "public", "read_state_file", "write_state_file",
+]
 
 logger = logging.getLogger(__name__)
 
 #: The most levels one hyperparameter may have for the level-based strategies (direct, OAT).
 MAX_LEVELS = 64
-#: Version of the JSON written by :meth:`StateSearcher.save` (1 was a pickle).
-STATE_FORMAT = 2
 
 
 def discrete_levels(space: SearchSpace, strategy: str) -> dict[str, tuple[Value, ...]]:
@@ -52,59 +53,6 @@ def discrete_levels(space: SearchSpace, strategy: str) -> dict[str, tuple[Value,
             )
         levels[name] = tuple(values)
     return levels
-
-
-def fingerprint(*parts: Any) -> str:
-    """A short stable hash of the study's definition (space, options, seed), kept with the state
-    so that a restore into a changed experiment is refused instead of going on with garbage."""
-    text = json.dumps(parts, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def write_state_file(path: str, payload: dict[str, Any]) -> None:
-    """Write a searcher's or scheduler's state as JSON, atomically (a crash leaves no half file)."""
-    text = json.dumps(payload, indent=1)
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(prefix=".searcher-", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def read_state_file(path: str) -> dict[str, Any]:
-    """The JSON payload :func:`write_state_file` wrote; ConfigError for anything else (an older
-    hpsearch's pickle, a damaged file)."""
-    try:
-        with open(path, encoding="utf-8") as stream:
-            payload = json.load(stream)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(
-            f"{path} is not a searcher state in hpsearch's JSON format {STATE_FORMAT} (written by "
-            f"an older hpsearch?): start a new study ({exc})"
-        ) from None
-    if not isinstance(payload, dict):
-        raise ConfigError(f"{path} is not a searcher state (a JSON object was expected): start a new study")
-    return payload
-
-
-def check_saved_by(payload: dict[str, Any], owner: str) -> None:
-    """ConfigError unless `payload` has this hpsearch's state format and was saved by `owner`."""
-    if payload.get("format") != STATE_FORMAT:
-        raise ConfigError(
-            f"the saved searcher state has format {payload.get('format')!r}, this hpsearch reads "
-            f"format {STATE_FORMAT}: resume with the hpsearch that saved it, or start a new study"
-        )
-    saved_by = payload.get("searcher")
-    if saved_by != owner:
-        raise ConfigError(
-            f"the saved searcher state belongs to {saved_by}, not {owner}: the experiment's "
-            "strategy changed since the study was saved; start a new study"
-        )
 
 
 # -- the state ---------------------------------------------------------------------------------

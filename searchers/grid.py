@@ -17,13 +17,12 @@ from pydantic import Field
 
 from hpsearch.config.strategy import Strategy, StrategyOptions
 from hpsearch.errors import ConfigError
+from ._statefile import STATE_FORMAT, check_saved_by, read_state_file, write_state_file
 
 try:  # Ray is a dependency, but keep the import of this module cheap and explicit
     from ray.tune.search import Searcher
 except ImportError as exc:  # pragma: no cover - ray is a hard dependency
     raise ImportError("the grid strategy needs Ray Tune: pip install 'ray[tune]'") from exc
-
-from ._base import STATE_FORMAT, check_saved_by, read_state_file, write_state_file  # noqa: E402 - after the Ray check
 
 
 class GridOptions(StrategyOptions):

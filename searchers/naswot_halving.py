@@ -36,11 +36,11 @@ Example YAML::
 from __future__ import annotations
 
 import logging
+import functools
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from ray.tune.search import Searcher
@@ -49,7 +49,7 @@ from hpsearch.config.space import SearchSpace
 from hpsearch.config.strategy import Strategy
 from hpsearch.errors import ConfigError
 from ._base import Best, Record, best_from_history
-from ._optuna_json import SavedStudy, study_from_json, study_to_json
+from ._optuna_study import OwnedStudy, SavedStudy
 from .naswot import (
     NaswotOptions,
     NaswotPhase,
@@ -62,9 +62,6 @@ from .naswot import (
     validate_architecture_space,
 )
 from .naswot_optimized import optimisation_distributions, tpe_sampler
-
-if TYPE_CHECKING:
-    import optuna
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +173,8 @@ class NaswotHalvingSearcher(ScoringSearcher[NaswotHalvingOptions, NaswotHalvingS
                  max_concurrent: int = 1, seed: int = 0, metric: str, mode: str) -> None:
         self._max_epochs = max_epochs
         self._max_concurrent = max(1, max_concurrent)
-        self._study: optuna.Study | None = None
+        self._tpe = OwnedStudy(functools.partial(tpe_sampler, seed, options.n_startup_trials,
+                                                 options.multivariate, True))
         super().__init__(space, options, seed=seed, metric=metric, mode=mode)
 
     def _fingerprint(self) -> str:
@@ -278,41 +276,20 @@ class NaswotHalvingSearcher(ScoringSearcher[NaswotHalvingOptions, NaswotHalvingS
         self._record(f"rung-{info.rung}", self._rung_config(info.rung, info.index), value)
 
     # -- the TPE sampler of the optimisation settings ------------------------------------------
-    def _sampler(self) -> optuna.samplers.TPESampler:
-        return tpe_sampler(self._seed, self._options.n_startup_trials, self._options.multivariate, True)
-
-    def _get_study(self) -> optuna.Study:
-        if self._study is None:
-            import optuna  # noqa: PLC0415
-
-            direction = "minimize" if self._objective_mode == "min" else "maximize"
-            self._study = optuna.create_study(sampler=self._sampler(), direction=direction)
-        return self._study
-
     def _ask_settings(self, index: int) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna's experimental / independent-sampling notes
-            trial = self._get_study().ask(optimisation_distributions(self._space))
+        trial = self._tpe.ask(self._objective_mode, optimisation_distributions(self._space))
         survivor = self.state.survivors[index]
         survivor.settings, survivor.tpe_number = dict(trial.params), trial.number
 
     def _tell(self, number: int | None, value: float | None) -> None:
-        import optuna  # noqa: PLC0415
-
-        if number is None:
-            return
-        study = self._get_study()
-        if value is None:
-            study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        else:
-            study.tell(number, value, skip_if_finished=True)
+        if number is not None:
+            self._tpe.tell(self._objective_mode, number, value)
 
     def _before_save(self) -> None:
-        self.state.study = None if self._study is None else study_to_json(self._study)
+        self.state.study = self._tpe.save()
 
     def _after_restore(self) -> None:
-        saved = self.state.study
-        self._study = None if saved is None else study_from_json(saved, self._sampler())
+        self._tpe.restore(self.state.study)
 
     # -- results -------------------------------------------------------------------------------
     @property

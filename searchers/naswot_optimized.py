@@ -22,6 +22,7 @@ Example YAML::
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from pydantic import Field
 
 from hpsearch.config.space import Categorical, FloatRange, IntRange, SearchSpace
 from hpsearch.errors import ConfigError
-from ._optuna_json import SavedStudy, study_from_json, study_to_json
+from ._optuna_study import OwnedStudy, SavedStudy
 from .naswot import (
     NaswotOptions,
     NaswotPhase,
@@ -135,31 +136,19 @@ class NaswotOptimizedSearcher(ScoringSearcher[NaswotOptimizedOptions, NaswotOpti
     def __init__(self, space: SearchSpace, options: NaswotOptimizedOptions, *, max_concurrent: int = 1,
                  seed: int = 0, metric: str, mode: str) -> None:
         self._max_concurrent = max(1, max_concurrent)
-        self._study: optuna.Study | None = None
+        self._tpe = OwnedStudy(functools.partial(tpe_sampler, seed, options.n_startup_trials,
+                                                 options.multivariate, options.constant_liar))
         super().__init__(space, options, seed=seed, metric=metric, mode=mode)
 
     def _initial_state(self) -> NaswotOptimizedState:
         return NaswotOptimizedState()
 
     # -- the Optuna study ----------------------------------------------------------------------
-    def _sampler(self) -> optuna.samplers.TPESampler:
-        opts = self._options
-        return tpe_sampler(self._seed, opts.n_startup_trials, opts.multivariate, opts.constant_liar)
-
-    def _get_study(self) -> optuna.Study:
-        if self._study is None:
-            import optuna  # noqa: PLC0415
-
-            direction = "minimize" if self._objective_mode == "min" else "maximize"
-            self._study = optuna.create_study(sampler=self._sampler(), direction=direction)
-        return self._study
-
     def _before_save(self) -> None:
-        self.state.study = None if self._study is None else study_to_json(self._study)
+        self.state.study = self._tpe.save()
 
     def _after_restore(self) -> None:
-        saved = self.state.study
-        self._study = None if saved is None else study_from_json(saved, self._sampler())
+        self._tpe.restore(self.state.study)
 
     # -- phases --------------------------------------------------------------------------------
     def _phase_config(self, trial_id: str) -> dict[str, Any] | str | None:
@@ -181,9 +170,7 @@ class NaswotOptimizedSearcher(ScoringSearcher[NaswotOptimizedOptions, NaswotOpti
         return super()._phase_config(trial_id)
 
     def _ask(self, trial_id: str) -> dict[str, Any]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna's experimental / independent-sampling notes
-            trial = self._get_study().ask(optimisation_distributions(self._space))
+        trial = self._tpe.ask(self._objective_mode, optimisation_distributions(self._space))
         self.state.tpe_asked += 1
         self.state.tpe_trials[trial.number] = TpeRecord(dict(trial.params))
         self._register(trial_id, TpeTrial(trial.number))
@@ -196,15 +183,9 @@ class NaswotOptimizedSearcher(ScoringSearcher[NaswotOptimizedOptions, NaswotOpti
         if not isinstance(info, TpeTrial):
             super()._complete(info, value, result)
             return
-        import optuna  # noqa: PLC0415
-
         record = self.state.tpe_trials[info.number]
         record.value = value
-        study = self._get_study()
-        if value is None:
-            study.tell(info.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        else:
-            study.tell(info.number, value, skip_if_finished=True)
+        self._tpe.tell(self._objective_mode, info.number, value)
         self._record("tpe", self._tpe_config(record.params), value)
 
     def _train_best_config(self) -> dict[str, Any]:
@@ -214,7 +195,7 @@ class NaswotOptimizedSearcher(ScoringSearcher[NaswotOptimizedOptions, NaswotOpti
     @property
     def study(self) -> optuna.Study | None:
         """The TPE study (None before the TPE phase); its trials hold every TPE result."""
-        return self._study
+        return self._tpe.study
 
     @property
     def best_settings(self) -> dict[str, Any] | None:

@@ -35,7 +35,7 @@ from pydantic import Field, model_validator
 from hpsearch.config.registry import load_scheduler
 from hpsearch.config.strategy import NASWOT_METRIC, SchedulerPlugin, StrategyOptions
 from hpsearch.errors import ConfigError
-from ._base import STATE_FORMAT, check_saved_by, read_state_file, write_state_file
+from ._statefile import STATE_FORMAT, check_saved_by, read_state_file, write_state_file
 from ._chain import ChainedScheduler
 
 try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -105,3 +107,42 @@ def study_from_json(saved: SavedStudy, sampler: optuna.samplers.BaseSampler) -> 
             continue
         holders[name].rng.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     return study
+
+
+class OwnedStudy:
+    """A seeded in-memory Optuna study a searcher owns: made at first use, asked and told by
+    trial number, saved as :class:`SavedStudy` and rebuilt from it."""
+
+    def __init__(self, make_sampler: Callable[[], optuna.samplers.BaseSampler]) -> None:
+        self._make_sampler = make_sampler
+        self.study: optuna.Study | None = None
+
+    def get(self, mode: str) -> optuna.Study:
+        """The study (created on first use, minimising for mode "min")."""
+        if self.study is None:
+            import optuna  # noqa: PLC0415
+
+            direction = "minimize" if mode == "min" else "maximize"
+            self.study = optuna.create_study(sampler=self._make_sampler(), direction=direction)
+        return self.study
+
+    def ask(self, mode: str, distributions: dict[str, Any]) -> optuna.Trial:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna's experimental / independent-sampling notes
+            return self.get(mode).ask(distributions)
+
+    def tell(self, mode: str, number: int, value: float | None) -> None:
+        """A finished trial: its objective, or FAIL for None (TPE ignores failed trials)."""
+        import optuna  # noqa: PLC0415
+
+        study = self.get(mode)
+        if value is None:
+            study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        else:
+            study.tell(number, value, skip_if_finished=True)
+
+    def save(self) -> SavedStudy | None:
+        return None if self.study is None else study_to_json(self.study)
+
+    def restore(self, saved: SavedStudy | None) -> None:
+        self.study = None if saved is None else study_from_json(saved, self._make_sampler())

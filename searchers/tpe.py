@@ -33,7 +33,7 @@ except ImportError as exc:  # pragma: no cover - both are hard dependencies
     raise ImportError("the tpe strategy needs Optuna and Ray Tune: pip install optuna 'ray[tune]'") from exc
 
 from ._statefile import STATE_FORMAT, check_saved_by, fingerprint, read_state_file, write_state_file  # noqa: E402
-from ._optuna_json import SavedStudy, study_from_json, study_to_json  # noqa: E402
+from ._optuna_study import SavedStudy, study_from_json, study_to_json  # noqa: E402
 
 
 class TPEOptions(StrategyOptions):

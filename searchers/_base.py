@@ -1,35 +1,43 @@
-"""Shared machinery of the stateful searchers (direct, OAT, NASWOT): plain-data state,
-save/restore, reading a trial's objective, and the discrete levels of a space.
+"""Shared machinery of the stateful searchers: a typed state saved as JSON, the trial protocol of
+Ray Tune's Searcher (unknown ids, failed trials), reading a trial's objective, the best trial of
+the history, and the discrete levels of a space.
 
-A searcher keeps everything it needs to go on in ``self._state`` (plain Python data:
-dicts, lists, tuples, numbers, strings, bytes), which :meth:`StateSearcher.save` pickles
-and :meth:`StateSearcher.restore` loads, so ``hpsearch resume`` continues a study where it
+A searcher keeps everything it needs to go on in ``self.state``, a dataclass of its own (typed
+fields, enum phases, typed pending-trial records). :meth:`StateSearcher.save` writes it as JSON
+with a format version, the searcher's class name and a fingerprint of the experiment, and
+:meth:`StateSearcher.restore` reads it back, so ``hpsearch resume`` continues a study where it
 stopped. Trials still pending at save time run again under their own ids after a restore and
-complete into the restored state.
+complete into the restored state. Ray Tune's own experiment state (which pickles the searcher
+object) stays Ray's.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import logging
 import math
-import os
-import pickle
-import tempfile
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
+from pydantic import TypeAdapter, ValidationError
 from ray.tune.search import Searcher
 
 from hpsearch.config.space import SearchSpace, Value
 from hpsearch.config.strategy import METRIC, MODE, StrategyOptions
 from hpsearch.errors import ConfigError
+from ._statefile import STATE_FORMAT, check_saved_by, fingerprint, read_state_file, write_state_file
+
+__all__ = [
+    "MAX_LEVELS", "STATE_FORMAT", "Best", "Record", "SearchState", "StateSearcher", "best_from_history",
+    "check_saved_by", "discrete_levels", "fingerprint", "public", "read_state_file", "write_state_file",
+]
 
 logger = logging.getLogger(__name__)
 
 #: The most levels one hyperparameter may have for the level-based strategies (direct, OAT).
 MAX_LEVELS = 64
-_FORMAT = 1
 
 
 def discrete_levels(space: SearchSpace, strategy: str) -> dict[str, tuple[Value, ...]]:
@@ -47,24 +55,87 @@ def discrete_levels(space: SearchSpace, strategy: str) -> dict[str, tuple[Value,
     return levels
 
 
-def fingerprint(*parts: Any) -> str:
-    """A short stable hash of the study's definition (space, options, seed), kept with the state
-    so that a restore into a changed experiment is refused instead of going on with garbage."""
-    text = json.dumps(parts, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+# -- the state ---------------------------------------------------------------------------------
+@dataclass
+class Record:
+    """One finished trial: the phase it belonged to, its config, its objective (None: failed)."""
+
+    phase: str
+    config: dict[str, Any]
+    value: float | None
 
 
-class StateSearcher(Searcher):
-    """A Ray Tune Searcher whose whole state is the plain-data dict ``self._state``.
+@dataclass
+class SearchState:
+    """What every stateful searcher keeps; a strategy subclasses it with its own fields and
+    redeclares ``pending`` with the type of its pending-trial records."""
 
-    Subclasses set the initial state in ``_initial_state()`` and implement ``suggest`` and
-    ``_complete``; this base handles unknown trial ids, failed trials, save and restore.
+    #: trial id -> what the searcher needs to know when that trial completes
+    pending: dict[str, Any] = field(default_factory=dict)
+    #: every finished trial, in completion order
+    history: list[Record] = field(default_factory=list)
+    finished: bool = False
+
+
+@dataclass(frozen=True)
+class Best:
+    """The best trial (or group of repeats) of a history: public config and objective."""
+
+    config: dict[str, Any]
+    value: float
+
+
+def public(config: dict[str, Any]) -> dict[str, Any]:
+    """The config without the protocol keys (``_kind``, ``_phase``, ``_seed``, ...)."""
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def best_from_history(
+    history: Iterable[Record],
+    sort_key: Callable[[float | None], float],
+    *,
+    tiers: Sequence[Callable[[Record], bool]] = (),
+    average_repeats: bool = False,
+) -> Best | None:
+    """The best successful record (smallest `sort_key`, the first on ties) of the first of `tiers`
+    that holds one (no tiers: all records); None when nothing succeeded. With `average_repeats`,
+    records of one public config are averaged first (repeats of a candidate)."""
+    done = [(r, r.value) for r in history if r.value is not None]
+    for keep in tiers or (lambda r: True,):
+        chosen = [(r, value) for r, value in done if keep(r)]
+        if not chosen:
+            continue
+        if not average_repeats:
+            record, value = min(chosen, key=lambda item: sort_key(item[1]))
+            return Best(public(record.config), value)
+        groups: dict[str, tuple[dict[str, Any], list[float]]] = {}
+        for record, value in chosen:
+            config = public(record.config)
+            groups.setdefault(json.dumps(config, sort_keys=True, default=repr), (config, []))[1].append(value)
+        means = [(config, sum(values) / len(values)) for config, values in groups.values()]
+        config, mean = min(means, key=lambda item: sort_key(item[1]))
+        return Best(config, mean)
+    return None
+
+
+OptionsT = TypeVar("OptionsT", bound=StrategyOptions)
+StateT = TypeVar("StateT", bound=SearchState)
+
+
+class StateSearcher(Searcher, Generic[OptionsT, StateT]):
+    """A Ray Tune Searcher whose whole state is the dataclass ``self.state``.
+
+    Call order (Ray Tune's): ``set_search_properties`` once; then ``suggest(trial_id)`` whenever
+    a slot is free (a config, None to wait, or ``Searcher.FINISHED``); ``on_trial_complete`` for
+    every trial suggested; ``save``/``restore`` at any point in between. Subclasses implement
+    ``_initial_state``, ``suggest`` (registering each trial with ``_register``) and ``_complete``;
+    this base handles unknown trial ids, failed trials, JSON save and restore, and the best trial.
     """
 
     def __init__(
         self,
         space: SearchSpace,
-        options: StrategyOptions,
+        options: OptionsT,
         *,
         seed: int = 0,
         metric: str = METRIC,
@@ -73,22 +144,25 @@ class StateSearcher(Searcher):
         # metric=None keeps Tune's strict metric check off the per-epoch reports (PITFALLS.md)
         super().__init__(metric=None, mode=None)
         self._space = space
-        self._options = options
+        self._options: OptionsT = options
         self._seed = seed
         self._objective_metric = metric
         self._objective_mode = mode
-        self._state: dict[str, Any] = self._initial_state()
-        self._state["fingerprint"] = self._fingerprint()
+        self.state: StateT = self._initial_state()
 
     # -- to implement --------------------------------------------------------------------------
-    def _initial_state(self) -> dict[str, Any]:
-        """The state of a study that has not started; must hold a "pending" dict."""
-        return {"pending": {}, "history": []}
+    def _initial_state(self) -> StateT:
+        """The state of a study that has not started."""
+        raise NotImplementedError
 
     def _complete(self, info: Any, value: float | None, result: dict[str, Any] | None) -> None:
         """A trial registered with `info` finished with objective `value` (None: failed) and its
         last `result` (None when the trial errored)."""
         raise NotImplementedError
+
+    def best(self) -> Best | None:
+        """The best trial so far (default: the best successful trial of the history)."""
+        return best_from_history(self.state.history, self.sort_key)
 
     # -- Tune API ------------------------------------------------------------------------------
     def set_search_properties(
@@ -103,7 +177,7 @@ class StateSearcher(Searcher):
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        pending = self._state["pending"]
+        pending = self.state.pending
         if trial_id not in pending:
             logger.warning("%s: ignoring the completion of unknown trial %s", type(self).__name__, trial_id)
             return
@@ -112,40 +186,33 @@ class StateSearcher(Searcher):
         self._complete(info, value, None if error else result)
 
     def save(self, checkpoint_path: str) -> None:
-        self._before_save()
-        payload = {"format": _FORMAT, "searcher": type(self).__name__, "state": self._state}
-        directory = os.path.dirname(os.path.abspath(checkpoint_path))
-        handle, tmp = tempfile.mkstemp(prefix=".searcher-", dir=directory)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                pickle.dump(payload, stream, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, checkpoint_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_state_file(checkpoint_path, self.get_state())
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as stream:
-            payload = pickle.load(stream)
-        self.set_state(payload["state"], saved_by=payload.get("searcher"))
+        self.set_state(read_state_file(checkpoint_path))
 
     def get_state(self) -> dict[str, Any]:
+        """The JSON-ready payload: format, searcher class, fingerprint and the state."""
         self._before_save()
-        return pickle.loads(pickle.dumps(self._state))
+        return {
+            "format": STATE_FORMAT,
+            "searcher": type(self).__name__,
+            "fingerprint": self._fingerprint(),
+            "state": TypeAdapter(type(self.state)).dump_python(self.state, mode="python"),
+        }
 
-    def set_state(self, state: dict[str, Any], saved_by: str | None = None) -> None:
-        if saved_by is not None and saved_by != type(self).__name__:
-            raise ConfigError(
-                f"the saved searcher state belongs to {saved_by}, not {type(self).__name__}: "
-                "the experiment's strategy changed since the study was saved; start a new study"
-            )
-        if state.get("fingerprint") != self._fingerprint():
+    def set_state(self, payload: dict[str, Any]) -> None:
+        check_saved_by(payload, type(self).__name__)
+        if payload.get("fingerprint") != self._fingerprint():
             raise ConfigError(
                 f"{type(self).__name__}: the search space, options or seed changed since the study "
                 "was saved; resume with the original experiment file or start a new study"
             )
-        self._state = pickle.loads(pickle.dumps(state))
+        try:
+            state = TypeAdapter(type(self.state)).validate_python(payload["state"])
+        except (KeyError, ValidationError) as exc:
+            raise ConfigError(f"{type(self).__name__}: the saved searcher state is damaged: {exc}") from None
+        self.state = state
         self._after_restore()
 
     def _before_save(self) -> None:
@@ -182,16 +249,28 @@ class StateSearcher(Searcher):
         return value if self._objective_mode == "min" else -value
 
     def _register(self, trial_id: str, info: Any) -> None:
-        self._state["pending"][trial_id] = info
+        self.state.pending[trial_id] = info
 
     def _record(self, phase: str, config: dict[str, Any], value: float | None) -> None:
-        self._state["history"].append({"phase": phase, "config": dict(config), "value": value})
+        self.state.history.append(Record(phase, dict(config), value))
 
     @property
     def history(self) -> list[dict[str, Any]]:
         """Every finished trial: {"phase", "config", "value"} (value None: failed), in order."""
-        return [dict(r) for r in self._state["history"]]
+        return [dataclasses.asdict(r) for r in self.state.history]
 
     @property
     def finished(self) -> bool:
-        return bool(self._state.get("finished", False))
+        return self.state.finished
+
+    @property
+    def best_config(self) -> dict[str, Any] | None:
+        """The hyperparameters of :meth:`best` (None when nothing succeeded)."""
+        best = self.best()
+        return None if best is None else dict(best.config)
+
+    @property
+    def best_value(self) -> float | None:
+        """The objective of :attr:`best_config`'s trial."""
+        best = self.best()
+        return None if best is None else best.value

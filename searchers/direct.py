@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import Field
 from ray.tune.search import Searcher
 
 from hpsearch.config.space import SearchSpace
 from hpsearch.config.strategy import Strategy, StrategyOptions
-from ._base import StateSearcher, discrete_levels, fingerprint
+from ._base import Best, SearchState, StateSearcher, best_from_history, discrete_levels, fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,41 @@ class DirectOptions(StrategyOptions):
     repeats: int = Field(default=1, ge=1)
 
 
-class DirectSearcher(StateSearcher):
+@dataclass
+class Step:
+    """One step of the search: the pass and the hyperparameter (factor index) it varies."""
+
+    pass_: int
+    factor: int
+
+
+@dataclass
+class CandidateTrial:
+    """A pending trial: the candidate's levels (one index per hyperparameter) and its repeat."""
+
+    key: Key
+    repeat: int
+
+
+@dataclass
+class DirectState(SearchState):
+    """The current point, the step, what is queued, and every candidate's objectives."""
+
+    pending: dict[str, CandidateTrial] = field(default_factory=dict)
+    current: Key | None = None
+    step: Step | None = None
+    changed: bool = False
+    queue: list[CandidateTrial] = field(default_factory=list)
+    #: candidate key (levels joined by ",") -> objectives of its repeats, in completion order
+    results: dict[str, list[float | None]] = field(default_factory=dict)
+    n_suggested: int = 0
+
+
+def _text(key: Key) -> str:
+    return ",".join(map(str, key))
+
+
+class DirectSearcher(StateSearcher[DirectOptions, DirectState]):
     """One hyperparameter at a time; suggests a step's candidates, None while they run."""
 
     def __init__(
@@ -70,15 +105,8 @@ class DirectSearcher(StateSearcher):
     def _levels(self) -> dict[str, tuple[Any, ...]]:
         return discrete_levels(self._space, "direct")
 
-    @property
-    def _opts(self) -> DirectOptions:
-        return cast(DirectOptions, self._options)
-
-    def _initial_state(self) -> dict[str, Any]:
-        return {
-            "pending": {}, "history": [], "finished": False, "current": None, "step": None,
-            "changed": False, "queue": [], "results": {}, "n_suggested": 0,
-        }
+    def _initial_state(self) -> DirectState:
+        return DirectState()
 
     def _fingerprint(self) -> str:
         return fingerprint(super()._fingerprint(), self._start, self._max_trials)
@@ -96,101 +124,98 @@ class DirectSearcher(StateSearcher):
         config["_kind"] = "train"
         if phase is not None:
             config["_phase"] = phase
-        if repeat is not None and self._opts.repeats > 1:
+        if repeat is not None and self._options.repeats > 1:
             config["_seed"] = repeat
         return config
 
+    def _step(self) -> Step:
+        assert self.state.step is not None, "a step is running"
+        return self.state.step
+
+    def _current(self) -> Key:
+        assert self.state.current is not None, "the start point is set at the first suggest"
+        return self.state.current
+
     def _phase(self) -> str:
-        step = self._state["step"]
-        return f"pass{step['pass'] + 1}:{list(self._levels)[step['factor']]}"
+        step = self._step()
+        return f"pass{step.pass_ + 1}:{list(self._levels)[step.factor]}"
 
     def _candidates(self) -> list[Key]:
         """Every level of the current step's hyperparameter, the others at the current point."""
-        factor, current = self._state["step"]["factor"], self._state["current"]
+        factor, current = self._step().factor, self._current()
         n_levels = len(list(self._levels.values())[factor])
         return [current[:factor] + (level,) + current[factor + 1 :] for level in range(n_levels)]
 
     def _mean(self, key: Key) -> float | None:
-        values = [v for v in self._state["results"].get(key, []) if v is not None]
+        values = [v for v in self.state.results.get(_text(key), []) if v is not None]
         return sum(values) / len(values) if values else None
 
     # -- the search ----------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        state = self._state
-        if state["finished"]:
+        state = self.state
+        if state.finished:
             return Searcher.FINISHED
-        if state["current"] is None:
-            state["current"] = self._start_key()
-        budget_left = self._max_trials is None or state["n_suggested"] < self._max_trials
-        if not state["queue"] and not state["pending"] and budget_left:
+        if state.current is None:
+            state.current = self._start_key()
+        budget_left = self._max_trials is None or state.n_suggested < self._max_trials
+        if not state.queue and not state.pending and budget_left:
             self._advance()
-        if state["queue"] and budget_left:
-            key, repeat = state["queue"].pop(0)
-            self._register(trial_id, (key, repeat))
-            state["n_suggested"] += 1
-            return self._config(key, repeat, self._phase())
-        if state["pending"]:
+        if state.queue and budget_left:
+            trial = state.queue.pop(0)
+            self._register(trial_id, trial)
+            state.n_suggested += 1
+            return self._config(trial.key, trial.repeat, self._phase())
+        if state.pending:
             return None
-        if not budget_left and state["step"] is not None:
+        if not budget_left and state.step is not None:
             logger.info("direct search: budget of %d trials used up", self._max_trials)
             self._conclude_step()
-        state["finished"] = True
+        state.finished = True
         logger.info("direct search finished: best %s = %s", self.best_config, self.best_value)
         return Searcher.FINISHED
 
     def _advance(self) -> None:
         """Conclude finished steps and start the next one with untried candidates, or finish."""
-        state = self._state
+        state = self.state
         n_factors = len(self._levels)
-        while not state["queue"] and not state["finished"]:
-            step = state["step"]
+        while not state.queue and not state.finished:
+            step = state.step
             if step is None:
-                state["step"] = {"pass": 0, "factor": 0}
+                state.step = Step(0, 0)
             else:
                 self._conclude_step()
-                if step["factor"] + 1 < n_factors:
-                    state["step"] = {"pass": step["pass"], "factor": step["factor"] + 1}
-                elif state["changed"] and step["pass"] + 1 < self._opts.max_passes:
-                    state["step"] = {"pass": step["pass"] + 1, "factor": 0}
-                    state["changed"] = False
+                if step.factor + 1 < n_factors:
+                    state.step = Step(step.pass_, step.factor + 1)
+                elif state.changed and step.pass_ + 1 < self._options.max_passes:
+                    state.step = Step(step.pass_ + 1, 0)
+                    state.changed = False
                 else:
-                    state["finished"] = True
+                    state.finished = True
                     return
-            state["queue"] = [(key, r) for key in self._candidates() if key not in state["results"]
-                              for r in range(self._opts.repeats)]
+            state.queue = [CandidateTrial(key, r) for key in self._candidates() if _text(key) not in state.results
+                           for r in range(self._options.repeats)]
 
     def _conclude_step(self) -> None:
         """Move the current point to the best level of the step's hyperparameter."""
-        state = self._state
-        factor, current = state["step"]["factor"], state["current"]
+        state = self.state
+        factor, current = self._step().factor, self._current()
         best = min(self._candidates(), key=lambda k: (self.sort_key(self._mean(k)), k != current))
         if best != current and self.sort_key(self._mean(best)) < self.sort_key(self._mean(current)):
             logger.info("direct search %s: %s -> %s (%s)", self._phase(),
                         self._config(current)[list(self._levels)[factor]],
                         self._config(best)[list(self._levels)[factor]], self._mean(best))
-            state["current"] = best
-            state["changed"] = True
-        state["queue"] = []
+            state.current = best
+            state.changed = True
+        state.queue = []
 
-    def _complete(self, info: Any, value: float | None, result: dict[str, Any] | None) -> None:
-        key, repeat = info
-        self._state["results"].setdefault(key, []).append(value)
-        self._record("direct", self._config(key, repeat), value)
+    def _complete(self, info: CandidateTrial, value: float | None, result: dict[str, Any] | None) -> None:
+        self.state.results.setdefault(_text(info.key), []).append(value)
+        self._record("direct", self._config(info.key, info.repeat), value)
 
     # -- results -------------------------------------------------------------------------------
-    @property
-    def best_config(self) -> dict[str, Any] | None:
-        """The hyperparameters with the best mean objective (None when every trial failed)."""
-        keys = [k for k in self._state["results"] if self._mean(k) is not None]
-        if not keys:
-            return None
-        best = min(keys, key=lambda k: self.sort_key(self._mean(k)))
-        return {k: v for k, v in self._config(best).items() if not k.startswith("_")}
-
-    @property
-    def best_value(self) -> float | None:
-        means = [m for m in map(self._mean, self._state["results"]) if m is not None]
-        return min(means, key=self.sort_key) if means else None
+    def best(self) -> Best | None:
+        """The hyperparameters with the best mean objective over their repeats."""
+        return best_from_history(self.state.history, self.sort_key, average_repeats=True)
 
 
 class DirectStrategy(Strategy):

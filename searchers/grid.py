@@ -11,13 +11,13 @@ Example YAML::
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 from pydantic import Field
 
 from hpsearch.config.strategy import Strategy, StrategyOptions
 from hpsearch.errors import ConfigError
+from ._statefile import STATE_FORMAT, check_saved_by, read_state_file, write_state_file
 
 try:  # Ray is a dependency, but keep the import of this module cheap and explicit
     from ray.tune.search import Searcher
@@ -59,9 +59,13 @@ class GridSearcher(Searcher):
         """A grid does not learn from results."""
 
     def get_state(self) -> dict[str, Any]:
-        return {"next": self._next, "n_configs": len(self._configs)}
+        """The JSON-ready payload: format, searcher class and the state (the next index)."""
+        state = {"next": self._next, "n_configs": len(self._configs)}
+        return {"format": STATE_FORMAT, "searcher": type(self).__name__, "state": state}
 
-    def set_state(self, state: dict[str, Any]) -> None:
+    def set_state(self, payload: dict[str, Any]) -> None:
+        check_saved_by(payload, type(self).__name__)
+        state = payload["state"]
         if state["n_configs"] != len(self._configs):
             raise ConfigError(
                 f"saved grid had {state['n_configs']} combinations, this one has "
@@ -70,12 +74,10 @@ class GridSearcher(Searcher):
         self._next = int(state["next"])
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.get_state(), handle)
+        write_state_file(checkpoint_path, self.get_state())
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            self.set_state(pickle.load(handle))
+        self.set_state(read_state_file(checkpoint_path))
 
 
 class GridStrategy(Strategy):

@@ -24,29 +24,42 @@ Example YAML::
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
-import random
-import re
 from collections.abc import Mapping
-from typing import Any, cast
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, field_validator
 from ray.tune.search import Searcher
 
-from hpsearch.config.space import SearchSpace, Value
-from hpsearch.config.strategy import SearchData, Strategy, StrategyOptions, reported_list
+from hpsearch.config.strategy import (
+    SearchData,
+    Strategy,
+    StrategyOptions,
+    reported_list,
+)
 from hpsearch.config.trials import TrialKind
 from hpsearch.errors import ConfigError
-from ._base import StateSearcher
+
+from ._architectures import (
+    architecture_candidates,
+    architecture_levels,
+    validate_architecture_space,
+)
+from ._base import SearchState, StateSearcher
 from ._naswot_proxy import check_proxy, with_chosen_proxy
 from ._naswot_trials import SCORE_KIND, score_trials
 
+__all__ = [
+    "NaswotOptions", "NaswotPhase", "NaswotSearcher", "NaswotState", "NaswotStrategy", "ScoreTrial",
+    "ScoringSearcher", "TrainBestTrial", "architecture_candidates", "architecture_levels", "check_budget",
+    "validate_architecture_space",
+]
+
 logger = logging.getLogger(__name__)
 
-_PER_LAYER = re.compile(r"^(?:width|activation)_(\d+)$")
-_OVERSAMPLE = 4
 
 
 class NaswotOptions(StrategyOptions):
@@ -68,150 +81,120 @@ class NaswotOptions(StrategyOptions):
         return check_proxy(proxy)
 
 
-def architecture_levels(space: SearchSpace, strategy: str) -> dict[str, tuple[Value, ...]]:
-    """The discrete levels of the architecture hyperparameters; ConfigError when there are none
-    or one is a continuous range without levels."""
-    arch = space.subset("architecture")
-    if arch is None:
-        raise ConfigError(
-            f"the {strategy} strategy scores architectures, but the search space {space.names} has "
-            "no architecture hyperparameter (n_layers, width, activation, dropout, width_<i>, "
-            "activation_<i>): add one, or use grid/tpe for optimisation hyperparameters"
-        )
-    return {name: tuple(arch.levels(name)) for name in arch.names}
+class NaswotPhase(str, Enum):
+    """Where a NASWOT-family study stands (naswot-optimized adds TPE, naswot-halving HALVING)."""
+
+    SCORE = "score"
+    TPE = "tpe"
+    HALVING = "halving"
+    TRAIN_BEST = "train-best"
+    TRAIN_BEST_RUNNING = "train-best-running"
+    DONE = "done"
 
 
-def validate_architecture_space(space: SearchSpace, strategy: str) -> None:
-    """ConfigError as :func:`architecture_levels`; a warning for levels NASWOT cannot tell apart."""
-    levels = architecture_levels(space, strategy)
-    if len(levels.get("dropout", ())) > 1:
-        logger.warning(
-            "%s: dropout does not change the NASWOT score (networks are scored in eval mode), so "
-            "its first level %r wins every tie; put dropout in `fixed` instead", strategy, levels["dropout"][0]
-        )
+@dataclass
+class ScoreTrial:
+    """A pending 'score' trial of the candidates ``start .. start + chunk_size``."""
+
+    start: int
+    kind: Literal["score"] = "score"
 
 
-def _canonical(point: dict[str, Value]) -> dict[str, Value]:
-    """The point without per-layer values of layers the network does not have."""
-    n_layers = point.get("n_layers")
-    if not isinstance(n_layers, int) or isinstance(n_layers, bool):
-        return point
-    kept = {}
-    for name, value in point.items():
-        match = _PER_LAYER.match(name)
-        if match is None or int(match.group(1)) <= n_layers:
-            kept[name] = value
-    return kept
+@dataclass
+class TrainBestTrial:
+    """The pending training of the best configuration."""
+
+    kind: Literal["train-best"] = "train-best"
 
 
-@functools.lru_cache(maxsize=16)
-def _candidates_cached(levels_items: tuple[tuple[str, tuple[Value, ...]], ...], max_candidates: int,
-                       seed: int) -> tuple[tuple[tuple[str, Value], ...], ...]:
-    names = [n for n, _ in levels_items]
-    levels = [v for _, v in levels_items]
-    size = math.prod(len(v) for v in levels)
-    if size <= max_candidates:
-        indices: Any = range(size)
-    else:
-        indices = random.Random(seed).sample(range(size), min(size, _OVERSAMPLE * max_candidates))
-    out: list[tuple[tuple[str, Value], ...]] = []
-    seen: set[tuple[tuple[str, str], ...]] = set()
-    for index in indices:
-        point: dict[str, Value] = {}
-        for name, values in zip(reversed(names), reversed(levels)):  # the last name varies fastest
-            index, digit = divmod(index, len(values))
-            point[name] = values[digit]
-        point = _canonical({name: point[name] for name in names})
-        key = tuple((k, repr(v)) for k, v in point.items())
-        if key not in seen:
-            seen.add(key)
-            out.append(tuple(point.items()))
-            if len(out) >= max_candidates:
-                break
-    return tuple(out)
+NaswotTrial = Annotated[ScoreTrial | TrainBestTrial, Field(discriminator="kind")]
 
 
-def architecture_candidates(space: SearchSpace, max_candidates: int, seed: int = 0) -> list[dict[str, Value]]:
-    """The distinct architectures to score: all of them in grid order (the last parameter varies
-    fastest) when at most `max_candidates`, else a seeded random sample of that many."""
-    levels = architecture_levels(space, "naswot")
-    found = _candidates_cached(tuple(levels.items()), max_candidates, seed)
-    return [dict(point) for point in found]
+@dataclass
+class NaswotState(SearchState):
+    """The candidates, the score trials still to suggest, every candidate's score, the best."""
+
+    pending: dict[str, NaswotTrial] = field(default_factory=dict)
+    phase: NaswotPhase = NaswotPhase.SCORE
+    candidates: list[dict[str, Any]] | None = None
+    queue: list[int] = field(default_factory=list)
+    scores: list[float | None] = field(default_factory=list)
+    reasons: list[str | None] = field(default_factory=list)
+    best: int | None = None
 
 
-class NaswotSearcher(StateSearcher):
-    """Score trials (chunks of architectures) first, then one training of the best, FINISHED."""
+OptionsT = TypeVar("OptionsT", bound=NaswotOptions)
+StateT = TypeVar("StateT", bound=NaswotState)
 
-    @property
-    def _opts(self) -> NaswotOptions:
-        return cast(NaswotOptions, self._options)
 
-    def _initial_state(self) -> dict[str, Any]:
-        return {
-            "pending": {}, "history": [], "finished": False, "phase": "score", "candidates": None,
-            "queue": [], "scores": [], "reasons": [], "best": None,
-        }
+class ScoringSearcher(StateSearcher[OptionsT, StateT]):
+    """The NASWOT family's common part: score trials first, then (by default) one training of
+    the best architecture, FINISHED. Subclasses add phases in :meth:`_phase_config`."""
 
     # -- the search ----------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        state = self._state
-        if state["finished"]:
+        state = self.state
+        if state.finished:
             return Searcher.FINISHED
-        if state["candidates"] is None:
-            candidates = architecture_candidates(self._space, self._opts.max_candidates, self._seed)
-            size = self._opts.chunk_size
-            state.update(candidates=candidates, queue=list(range(0, len(candidates), size)),
-                         scores=[None] * len(candidates), reasons=["not scored"] * len(candidates))
-            logger.info("NASWOT: %d architectures in %d score trials", len(candidates), len(state["queue"]))
-        if state["queue"]:
-            start = state["queue"].pop(0)
-            self._register(trial_id, ("score", start))
-            chunk = state["candidates"][start : start + self._opts.chunk_size]
+        if state.candidates is None:
+            candidates = architecture_candidates(self._space, self._options.max_candidates, self._seed)
+            size = self._options.chunk_size
+            state.candidates = candidates
+            state.queue = list(range(0, len(candidates), size))
+            state.scores = [None] * len(candidates)
+            state.reasons = ["not scored"] * len(candidates)
+            logger.info("NASWOT: %d architectures in %d score trials", len(candidates), len(state.queue))
+        if state.queue:
+            start = state.queue.pop(0)
+            self._register(trial_id, ScoreTrial(start))
+            chunk = self._candidates()[start : start + self._options.chunk_size]
             return {"_kind": "score", "_candidates": [dict(c) for c in chunk], "_phase": "score"}
         config = self._phase_config(trial_id)
         if config == Searcher.FINISHED:
-            state["finished"] = True
+            state.finished = True
             logger.info("%s finished: best %s = %s", type(self).__name__, self.best_config, self.best_value)
         return config
 
+    def _candidates(self) -> list[dict[str, Any]]:
+        return self.state.candidates or []
+
     def _phase_config(self, trial_id: str) -> dict[str, Any] | str | None:
         """The next config once every score trial was suggested: None to wait, FINISHED at the end."""
-        state = self._state
-        if state["pending"]:
+        state = self.state
+        if state.pending:
             return None
-        if state["phase"] == "score":
+        if state.phase is NaswotPhase.SCORE:
             self._select_best()
-            state["phase"] = "train-best" if state["best"] is not None else "done"
-        if state["phase"] == "train-best":
-            state["phase"] = "train-best-running"
-            self._register(trial_id, ("train-best", None))
+            state.phase = NaswotPhase.TRAIN_BEST if state.best is not None else NaswotPhase.DONE
+        if state.phase is NaswotPhase.TRAIN_BEST:
+            state.phase = NaswotPhase.TRAIN_BEST_RUNNING
+            self._register(trial_id, TrainBestTrial())
             return self._train_best_config()
         return Searcher.FINISHED
 
     def _select_best(self) -> None:
-        state = self._state
-        valid = [(s, i) for i, s in enumerate(state["scores"]) if s is not None]
+        state = self.state
+        valid = [(s, i) for i, s in enumerate(state.scores) if s is not None]
         if not valid:
             logger.error("NASWOT: no architecture got a valid score; nothing to train")
             return
-        state["best"] = max(valid, key=lambda item: (item[0], -item[1]))[1]
+        state.best = max(valid, key=lambda item: (item[0], -item[1]))[1]
         logger.info("NASWOT: best of %d scored architectures: %s (score %.6g)", len(valid),
-                    state["candidates"][state["best"]], state["scores"][state["best"]])
+                    self._candidates()[state.best], state.scores[state.best])
 
     def _train_best_config(self) -> dict[str, Any]:
-        return {**self.best_architecture, "_kind": "train", "_phase": "train-best"}  # type: ignore[dict-item]
+        return {**(self.best_architecture or {}), "_kind": "train", "_phase": "train-best"}
 
     def _complete(self, info: Any, value: float | None, result: dict[str, Any] | None) -> None:
-        kind, detail = info
-        if kind == "score":
-            self._store_scores(detail, result)
-        elif kind == "train-best":
-            self._state["phase"] = "done"
+        if isinstance(info, ScoreTrial):
+            self._store_scores(info.start, result)
+        elif isinstance(info, TrainBestTrial):
+            self.state.phase = NaswotPhase.DONE
             self._record("train-best", self._train_best_config(), value)
 
     def _store_scores(self, start: int, result: dict[str, Any] | None) -> None:
-        state = self._state
-        n = len(state["candidates"][start : start + self._opts.chunk_size])
+        state = self.state
+        n = len(self._candidates()[start : start + self._options.chunk_size])
         scores = reported_list((result or {}).get("naswot_scores"))
         reasons = reported_list((result or {}).get("naswot_reasons")) or [None] * n
         if not isinstance(scores, (list, tuple)) or len(scores) != n or len(reasons) != n:
@@ -224,34 +207,26 @@ class NaswotSearcher(StateSearcher):
             except (TypeError, ValueError):
                 value = math.nan
             ok = math.isfinite(value) and not reason
-            state["scores"][start + offset] = value if ok else None
-            state["reasons"][start + offset] = None if ok else (reason or "no finite score")
+            state.scores[start + offset] = value if ok else None
+            state.reasons[start + offset] = None if ok else (reason or "no finite score")
 
     # -- results -------------------------------------------------------------------------------
     @property
     def scores(self) -> list[tuple[dict[str, Any], float | None]]:
         """(architecture, NASWOT mean score) of every candidate; None where scoring failed."""
-        state = self._state
-        return [(dict(c), s) for c, s in zip(state["candidates"] or [], state["scores"])]
+        return [(dict(c), s) for c, s in zip(self._candidates(), self.state.scores)]
 
     @property
     def best_architecture(self) -> dict[str, Any] | None:
-        best = self._state["best"]
-        return None if best is None else dict(self._state["candidates"][best])
+        best = self.state.best
+        return None if best is None else dict(self._candidates()[best])
 
-    @property
-    def best_config(self) -> dict[str, Any] | None:
-        """The trained configuration with the best objective (None before/without training)."""
-        records = [r for r in self._state["history"] if r["value"] is not None]
-        if not records:
-            return None
-        best = min(records, key=lambda r: self.sort_key(r["value"]))
-        return {k: v for k, v in best["config"].items() if not k.startswith("_")}
 
-    @property
-    def best_value(self) -> float | None:
-        values = [r["value"] for r in self._state["history"] if r["value"] is not None]
-        return min(values, key=self.sort_key) if values else None
+class NaswotSearcher(ScoringSearcher[NaswotOptions, NaswotState]):
+    """Score trials (chunks of architectures) first, then one training of the best, FINISHED."""
+
+    def _initial_state(self) -> NaswotState:
+        return NaswotState()
 
 
 def check_budget(strategy: str, n_trials: int, max_trials: int | None, what: str) -> None:

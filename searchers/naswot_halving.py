@@ -35,12 +35,12 @@ Example YAML::
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-import pickle
-import warnings
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, cast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 from ray.tune.search import Searcher
@@ -49,19 +49,23 @@ from hpsearch.config.space import SearchSpace
 from hpsearch.config.strategy import SearchData, Strategy
 from hpsearch.config.trials import TrialKind
 from hpsearch.errors import ConfigError
+
+from ._base import Best, Record, best_from_history
 from ._naswot_proxy import with_chosen_proxy
 from ._naswot_trials import SCORE_KIND, score_trials
+from ._optuna_study import OwnedStudy, SavedStudy
 from .naswot import (
     NaswotOptions,
-    NaswotSearcher,
+    NaswotPhase,
+    NaswotState,
+    ScoreTrial,
+    ScoringSearcher,
+    TrainBestTrial,
     architecture_candidates,
     check_budget,
     validate_architecture_space,
 )
-from .naswot_optimized import optimisation_distributions
-
-if TYPE_CHECKING:
-    import optuna
+from .naswot_optimized import optimisation_distributions, tpe_sampler
 
 logger = logging.getLogger(__name__)
 
@@ -111,74 +115,111 @@ def rung_plan(n_survivors: int, min_epochs: int, max_epochs: int, eta: int) -> l
     return plan
 
 
-class NaswotHalvingSearcher(NaswotSearcher):
+@dataclass
+class RungTrial:
+    """A pending training of survivor `index` in rung `rung`."""
+
+    rung: int
+    index: int
+    kind: Literal["rung"] = "rung"
+
+
+HalvingTrial = Annotated[ScoreTrial | TrainBestTrial | RungTrial, Field(discriminator="kind")]
+
+
+@dataclass
+class Survivor:
+    """An architecture kept after scoring, with its optimisation settings (drawn by TPE or none)."""
+
+    arch: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+    tpe_number: int | None = None
+
+
+@dataclass
+class NaswotHalvingState(NaswotState):
+    """NASWOT's state, the survivors, the rungs so far, what was spent, the TPE study (at save)."""
+
+    pending: dict[str, HalvingTrial] = field(default_factory=dict)
+    survivors: list[Survivor] = field(default_factory=list)
+    rung: int = 0
+    alive: list[int] = field(default_factory=list)
+    rung_queue: list[int] = field(default_factory=list)
+    #: epochs of each rung so far, and per rung: survivor index -> objective (None: failed)
+    budgets: list[int] = field(default_factory=list)
+    values: list[dict[int, float | None]] = field(default_factory=list)
+    epochs_spent: int = 0
+    trial_seconds: float = 0.0
+    score_trials: int = 0
+    trainings: int = 0
+    study: SavedStudy | None = None
+
+
+def _in_phase(phase: str) -> Callable[[Record], bool]:
+    return lambda record: record.phase == phase
+
+
+class NaswotHalvingSearcher(ScoringSearcher[NaswotHalvingOptions, NaswotHalvingState]):
     """Score trials, then successive halving of the top-k; see the module docstring."""
 
     def __init__(self, space: SearchSpace, options: NaswotHalvingOptions, *, max_epochs: int,
                  max_concurrent: int = 1, seed: int = 0, metric: str, mode: str) -> None:
         self._max_epochs = max_epochs
         self._max_concurrent = max(1, max_concurrent)
-        self._study: optuna.Study | None = None
+        self._tpe = OwnedStudy(functools.partial(tpe_sampler, seed, options.n_startup_trials,
+                                                 options.multivariate, True))
         super().__init__(space, options, seed=seed, metric=metric, mode=mode)
-
-    @property
-    def _halving(self) -> NaswotHalvingOptions:
-        return cast(NaswotHalvingOptions, self._options)
 
     def _fingerprint(self) -> str:
         return f"{super()._fingerprint()}-{self._max_epochs}"
 
-    def _initial_state(self) -> dict[str, Any]:
-        state = super()._initial_state()
-        state.update(survivors=[], rung=0, alive=[], rung_queue=[], budgets=[], values=[],
-                     epochs_spent=0, trial_seconds=0.0, score_trials=0, trainings=0, study=None)
-        return state
+    def _initial_state(self) -> NaswotHalvingState:
+        return NaswotHalvingState()
 
     # -- phases --------------------------------------------------------------------------------
     def _phase_config(self, trial_id: str) -> dict[str, Any] | str | None:
-        state = self._state
-        if state["phase"] == "score":
-            if state["pending"]:
+        state = self.state
+        if state.phase is NaswotPhase.SCORE:
+            if state.pending:
                 return None
             self._select_survivors()
-            state["phase"] = "halving" if state["survivors"] else "done"
-        if state["phase"] == "halving":
+            state.phase = NaswotPhase.HALVING if state.survivors else NaswotPhase.DONE
+        if state.phase is NaswotPhase.HALVING:
             config = self._halving_config(trial_id)
             if config != Searcher.FINISHED:
                 return config
-            state["phase"] = "done"
+            state.phase = NaswotPhase.DONE
             spent = self.spent
             logger.info("naswot-halving: %d score trials and %d trainings, %d epochs, %.1f trial-seconds",
                         spent["score_trials"], spent["trainings"], spent["epochs"], spent["trial_seconds"])
         return Searcher.FINISHED
 
     def _select_survivors(self) -> None:
-        state = self._state
-        valid = sorted(((s, i) for i, s in enumerate(state["scores"]) if s is not None), key=lambda x: (-x[0], x[1]))
+        state = self.state
+        valid = sorted(((s, i) for i, s in enumerate(state.scores) if s is not None), key=lambda x: (-x[0], x[1]))
         if not valid:
             logger.error("naswot-halving: no architecture got a valid score; nothing to train")
             return
-        keep = self._halving.n_survivors(len(valid))
-        state["survivors"] = [{"arch": dict(state["candidates"][i]), "settings": {}, "tpe_number": None}
-                              for _, i in valid[:keep]]
-        state["best"] = valid[0][1]
-        state.update(rung=0, alive=list(range(keep)), rung_queue=list(range(keep)),
-                     budgets=[min(self._halving.min_epochs, self._max_epochs)], values=[{}])
+        keep = self._options.n_survivors(len(valid))
+        state.survivors = [Survivor(dict(self._candidates()[i])) for _, i in valid[:keep]]
+        state.best = valid[0][1]
+        state.rung, state.alive, state.rung_queue = 0, list(range(keep)), list(range(keep))
+        state.budgets, state.values = [min(self._options.min_epochs, self._max_epochs)], [{}]
         logger.info("naswot-halving: kept the %d best of %d scored architectures (score %.6g to %.6g)",
                     keep, len(valid), valid[0][0], valid[keep - 1][0])
 
     def _halving_config(self, trial_id: str) -> dict[str, Any] | str | None:
-        state = self._state
-        if state["rung_queue"]:
-            tpe_first = self._halving.optimisation == "tpe" and state["rung"] == 0
-            if tpe_first and len(state["pending"]) >= self._max_concurrent:
+        state = self.state
+        if state.rung_queue:
+            tpe_first = self._options.optimisation == "tpe" and state.rung == 0
+            if tpe_first and len(state.pending) >= self._max_concurrent:
                 return None  # TPE asks only as trials can start, so it sees the results it may
-            index = state["rung_queue"].pop(0)
+            index = state.rung_queue.pop(0)
             if tpe_first:
                 self._ask_settings(index)
-            self._register(trial_id, ("rung", state["rung"], index))
-            return self._rung_config(state["rung"], index)
-        if state["pending"]:
+            self._register(trial_id, RungTrial(state.rung, index))
+            return self._rung_config(state.rung, index)
+        if state.pending:
             return None
         if self._promote():
             return self._halving_config(trial_id)
@@ -186,119 +227,81 @@ class NaswotHalvingSearcher(NaswotSearcher):
 
     def _promote(self) -> bool:
         """Start the next rung with the best of this one; False when the halving is over."""
-        state = self._state
-        rung, values = state["rung"], state["values"][state["rung"]]
-        done = sorted((i for i in state["alive"] if values.get(i) is not None),
+        state = self.state
+        rung, values = state.rung, state.values[state.rung]
+        done = sorted((i for i in state.alive if values.get(i) is not None),
                       key=lambda i: (self.sort_key(values[i]), i))
-        budget = state["budgets"][rung]
+        budget = state.budgets[rung]
         if budget >= self._max_epochs or not done:
             return False
-        eta = self._halving.reduction_factor
-        n_next = max(1, len(state["alive"]) // eta)
+        eta = self._options.reduction_factor
+        n_next = max(1, len(state.alive) // eta)
         keep = done[:n_next]
         next_budget = self._max_epochs if len(keep) == 1 else min(budget * eta, self._max_epochs)
-        state.update(rung=rung + 1, alive=keep, rung_queue=list(keep))
-        state["budgets"].append(next_budget)
-        state["values"].append({})
+        state.rung, state.alive, state.rung_queue = rung + 1, keep, list(keep)
+        state.budgets.append(next_budget)
+        state.values.append({})
         logger.info("naswot-halving: rung %d: %d trainings of %d epochs", rung + 1, len(keep), next_budget)
         return True
 
     def _rung_config(self, rung: int, index: int) -> dict[str, Any]:
-        survivor = self._state["survivors"][index]
-        return {**survivor["arch"], **survivor["settings"], "max_epochs": self._state["budgets"][rung],
+        survivor = self.state.survivors[index]
+        return {**survivor.arch, **survivor.settings, "max_epochs": self.state.budgets[rung],
                 "_kind": "train", "_phase": f"rung-{rung}"}
 
     def _complete(self, info: Any, value: float | None, result: dict[str, Any] | None) -> None:
         result = result or {}
+        state = self.state
         seconds = result.get("trial_seconds", result.get("time_total_s"))
         if isinstance(seconds, (int, float)) and math.isfinite(seconds):
-            self._state["trial_seconds"] += float(seconds)
-        if info[0] != "rung":
-            self._state["score_trials"] += 1
+            state.trial_seconds += float(seconds)
+        if not isinstance(info, RungTrial):
+            state.score_trials += 1
             super()._complete(info, value, result)
             return
-        _, rung, index = info
-        state = self._state
-        state["values"][rung][index] = value
-        state["trainings"] += 1
+        state.values[info.rung][info.index] = value
+        state.trainings += 1
         epochs = result.get("epochs", result.get("epoch"))
         if isinstance(epochs, int) and not isinstance(epochs, bool):
-            state["epochs_spent"] += epochs
-        if rung == 0 and self._halving.optimisation == "tpe":
-            self._tell(state["survivors"][index]["tpe_number"], value)
-        self._record(f"rung-{rung}", self._rung_config(rung, index), value)
+            state.epochs_spent += epochs
+        if info.rung == 0 and self._options.optimisation == "tpe":
+            self._tell(state.survivors[info.index].tpe_number, value)
+        self._record(f"rung-{info.rung}", self._rung_config(info.rung, info.index), value)
 
     # -- the TPE sampler of the optimisation settings ------------------------------------------
-    def _get_study(self) -> optuna.Study:
-        if self._study is None:
-            import optuna  # noqa: PLC0415
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                sampler = optuna.samplers.TPESampler(
-                    seed=self._seed, n_startup_trials=self._halving.n_startup_trials,
-                    multivariate=self._halving.multivariate, constant_liar=True,
-                )
-            direction = "minimize" if self._objective_mode == "min" else "maximize"
-            self._study = optuna.create_study(sampler=sampler, direction=direction)
-        return self._study
-
     def _ask_settings(self, index: int) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna's experimental / independent-sampling notes
-            trial = self._get_study().ask(optimisation_distributions(self._space))
-        survivor = self._state["survivors"][index]
-        survivor.update(settings=dict(trial.params), tpe_number=trial.number)
+        trial = self._tpe.ask(self._objective_mode, optimisation_distributions(self._space))
+        survivor = self.state.survivors[index]
+        survivor.settings, survivor.tpe_number = dict(trial.params), trial.number
 
     def _tell(self, number: int | None, value: float | None) -> None:
-        import optuna  # noqa: PLC0415
-
-        if number is None:
-            return
-        study = self._get_study()
-        if value is None:
-            study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        else:
-            study.tell(number, value, skip_if_finished=True)
+        if number is not None:
+            self._tpe.tell(self._objective_mode, number, value)
 
     def _before_save(self) -> None:
-        self._state["study"] = None if self._study is None else pickle.dumps(self._study)
+        self.state.study = self._tpe.save()
 
     def _after_restore(self) -> None:
-        raw = self._state.get("study")
-        self._study = None if raw is None else pickle.loads(raw)
+        self._tpe.restore(self.state.study)
 
     # -- results -------------------------------------------------------------------------------
     @property
     def spent(self) -> dict[str, Any]:
         """Epochs trained, trial-seconds (scoring included), score trials and trainings so far."""
-        state = self._state
-        return {"epochs": state["epochs_spent"], "trial_seconds": state["trial_seconds"],
-                "score_trials": state["score_trials"], "trainings": state["trainings"]}
+        state = self.state
+        return {"epochs": state.epochs_spent, "trial_seconds": state.trial_seconds,
+                "score_trials": state.score_trials, "trainings": state.trainings}
 
     @property
     def rungs(self) -> list[dict[str, Any]]:
         """Per rung: its epochs and {survivor index: objective (None: failed)}."""
-        state = self._state
-        return [{"epochs": b, "values": dict(v)} for b, v in zip(state["budgets"], state["values"])]
+        return [{"epochs": b, "values": dict(v)} for b, v in zip(self.state.budgets, self.state.values)]
 
-    def _best_record(self) -> dict[str, Any] | None:
-        for rung in reversed(range(len(self._state["budgets"]))):
-            records = [r for r in self._state["history"] if r["phase"] == f"rung-{rung}" and r["value"] is not None]
-            if records:
-                return min(records, key=lambda r: self.sort_key(r["value"]))
-        return None
-
-    @property
-    def best_config(self) -> dict[str, Any] | None:
+    def best(self) -> Best | None:
         """The best training of the highest rung that finished one (its max_epochs included)."""
-        best = self._best_record()
-        return None if best is None else {k: v for k, v in best["config"].items() if not k.startswith("_")}
-
-    @property
-    def best_value(self) -> float | None:
-        best = self._best_record()
-        return None if best is None else best["value"]
+        phases = [f"rung-{rung}" for rung in reversed(range(len(self.state.budgets)))]
+        tiers = [_in_phase(phase) for phase in phases]
+        return best_from_history(self.state.history, self.sort_key, tiers=tiers) if tiers else None
 
 
 class NaswotHalvingStrategy(Strategy):

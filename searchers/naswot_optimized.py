@@ -6,8 +6,9 @@ optimisation hyperparameters of the space (``SearchSpace.subset("optimisation")`
 architecture, at most ``max_concurrent`` at a time (``_phase: "tpe"``). The best
 combination is trained once more (``_phase: "train-best"``), then the searcher says FINISHED.
 
-The Optuna study lives in the searcher (ask/tell); ``save`` pickles it, trials still running
-included, so a resumed study continues exactly where it stopped.
+The Optuna study lives in the searcher (ask/tell); ``save`` writes its trials as JSON (trials
+still running included) with its sampler's random state, so a resumed study continues exactly
+where it stopped.
 
 Example YAML::
 
@@ -21,18 +22,25 @@ Example YAML::
 
 from __future__ import annotations
 
+import functools
 import logging
-import pickle
 import warnings
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
+
 from hpsearch.config.space import Categorical, FloatRange, IntRange, SearchSpace
 from hpsearch.errors import ConfigError
+from ._optuna_study import OwnedStudy, SavedStudy
 from .naswot import (
     NaswotOptions,
-    NaswotSearcher,
+    NaswotPhase,
+    NaswotState,
     NaswotStrategy,
+    ScoreTrial,
+    ScoringSearcher,
+    TrainBestTrial,
     check_budget,
     validate_architecture_space,
 )
@@ -82,93 +90,103 @@ def optimisation_distributions(space: SearchSpace) -> dict[str, optuna.distribut
     return out
 
 
-class NaswotOptimizedSearcher(NaswotSearcher):
+@dataclass
+class TpeTrial:
+    """A pending TPE training: the Optuna trial number."""
+
+    number: int
+    kind: Literal["tpe"] = "tpe"
+
+
+OptimizedTrial = Annotated[ScoreTrial | TrainBestTrial | TpeTrial, Field(discriminator="kind")]
+
+
+@dataclass
+class TpeRecord:
+    """The optimisation settings of one TPE trial and its objective (None: running or failed)."""
+
+    params: dict[str, Any]
+    value: float | None = None
+
+
+@dataclass
+class NaswotOptimizedState(NaswotState):
+    """NASWOT's state, the TPE trials asked so far and the Optuna study (filled at save time)."""
+
+    pending: dict[str, OptimizedTrial] = field(default_factory=dict)
+    tpe_asked: int = 0
+    tpe_trials: dict[int, TpeRecord] = field(default_factory=dict)
+    study: SavedStudy | None = None
+
+
+def tpe_sampler(seed: int, n_startup_trials: int, multivariate: bool,
+                constant_liar: bool) -> optuna.samplers.TPESampler:
+    """The seeded TPE sampler of the optimisation settings (Optuna's experimental notes quiet)."""
+    import optuna  # noqa: PLC0415
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials,
+                                          multivariate=multivariate, constant_liar=constant_liar)
+
+
+class NaswotOptimizedSearcher(ScoringSearcher[NaswotOptimizedOptions, NaswotOptimizedState]):
     """NASWOT score trials, then TPE trainings of the optimisation settings, then the best."""
 
     def __init__(self, space: SearchSpace, options: NaswotOptimizedOptions, *, max_concurrent: int = 1,
                  seed: int = 0, metric: str, mode: str) -> None:
         self._max_concurrent = max(1, max_concurrent)
-        self._study: optuna.Study | None = None
+        self._tpe = OwnedStudy(functools.partial(tpe_sampler, seed, options.n_startup_trials,
+                                                 options.multivariate, options.constant_liar))
         super().__init__(space, options, seed=seed, metric=metric, mode=mode)
 
-    @property
-    def _tpe_opts(self) -> NaswotOptimizedOptions:
-        return cast(NaswotOptimizedOptions, self._options)
-
-    def _initial_state(self) -> dict[str, Any]:
-        state = super()._initial_state()
-        state.update(tpe_asked=0, tpe_trials={}, study=None)
-        return state
+    def _initial_state(self) -> NaswotOptimizedState:
+        return NaswotOptimizedState()
 
     # -- the Optuna study ----------------------------------------------------------------------
-    def _get_study(self) -> optuna.Study:
-        if self._study is None:
-            import optuna  # noqa: PLC0415
-
-            opts = self._tpe_opts
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                sampler = optuna.samplers.TPESampler(
-                    seed=self._seed, n_startup_trials=opts.n_startup_trials,
-                    multivariate=opts.multivariate, constant_liar=opts.constant_liar,
-                )
-            direction = "minimize" if self._objective_mode == "min" else "maximize"
-            self._study = optuna.create_study(sampler=sampler, direction=direction)
-        return self._study
-
     def _before_save(self) -> None:
-        self._state["study"] = None if self._study is None else pickle.dumps(self._study)
+        self.state.study = self._tpe.save()
 
     def _after_restore(self) -> None:
-        raw = self._state.get("study")
-        self._study = None if raw is None else pickle.loads(raw)
+        self._tpe.restore(self.state.study)
 
     # -- phases --------------------------------------------------------------------------------
     def _phase_config(self, trial_id: str) -> dict[str, Any] | str | None:
-        state = self._state
-        if state["phase"] == "score":
-            if state["pending"]:
+        state = self.state
+        if state.phase is NaswotPhase.SCORE:
+            if state.pending:
                 return None
             self._select_best()
-            state["phase"] = "tpe" if state["best"] is not None else "done"
-        if state["phase"] == "tpe":
-            if state["tpe_asked"] < self._tpe_opts.n_trials:
-                if len(state["pending"]) >= self._max_concurrent:
+            state.phase = NaswotPhase.TPE if state.best is not None else NaswotPhase.DONE
+        if state.phase is NaswotPhase.TPE:
+            if state.tpe_asked < self._options.n_trials:
+                if len(state.pending) >= self._max_concurrent:
                     return None
                 return self._ask(trial_id)
-            if state["pending"]:
+            if state.pending:
                 return None
-            state["phase"] = "train-best"
+            state.phase = NaswotPhase.TRAIN_BEST
             logger.info("NASWOT optimized: best optimisation settings %s", self.best_settings)
         return super()._phase_config(trial_id)
 
     def _ask(self, trial_id: str) -> dict[str, Any]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna's experimental / independent-sampling notes
-            trial = self._get_study().ask(optimisation_distributions(self._space))
-        self._state["tpe_asked"] += 1
-        self._state["tpe_trials"][trial.number] = {"params": dict(trial.params), "value": None}
-        self._register(trial_id, ("tpe", trial.number))
+        trial = self._tpe.ask(self._objective_mode, optimisation_distributions(self._space))
+        self.state.tpe_asked += 1
+        self.state.tpe_trials[trial.number] = TpeRecord(dict(trial.params))
+        self._register(trial_id, TpeTrial(trial.number))
         return self._tpe_config(trial.params)
 
     def _tpe_config(self, params: dict[str, Any]) -> dict[str, Any]:
         return {**(self.best_architecture or {}), **params, "_kind": "train", "_phase": "tpe"}
 
     def _complete(self, info: Any, value: float | None, result: dict[str, Any] | None) -> None:
-        kind, number = info
-        if kind != "tpe":
+        if not isinstance(info, TpeTrial):
             super()._complete(info, value, result)
             return
-        import optuna  # noqa: PLC0415
-
-        record = self._state["tpe_trials"][number]
-        record["value"] = value
-        study = self._get_study()
-        if value is None:
-            study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        else:
-            study.tell(number, value, skip_if_finished=True)
-        self._record("tpe", self._tpe_config(record["params"]), value)
+        record = self.state.tpe_trials[info.number]
+        record.value = value
+        self._tpe.tell(self._objective_mode, info.number, value)
+        self._record("tpe", self._tpe_config(record.params), value)
 
     def _train_best_config(self) -> dict[str, Any]:
         return {**(self.best_architecture or {}), **(self.best_settings or {}),
@@ -177,16 +195,16 @@ class NaswotOptimizedSearcher(NaswotSearcher):
     @property
     def study(self) -> optuna.Study | None:
         """The TPE study (None before the TPE phase); its trials hold every TPE result."""
-        return self._study
+        return self._tpe.study
 
     @property
     def best_settings(self) -> dict[str, Any] | None:
         """The optimisation settings of the best successful TPE trial (None: none succeeded,
         the fixed settings are used)."""
-        done = [r for r in self._state["tpe_trials"].values() if r["value"] is not None]
+        done = [(r, r.value) for r in self.state.tpe_trials.values() if r.value is not None]
         if not done:
             return None
-        return dict(min(done, key=lambda r: self.sort_key(r["value"]))["params"])
+        return dict(min(done, key=lambda item: self.sort_key(item[1]))[0].params)
 
 
 class NaswotOptimizedStrategy(NaswotStrategy):

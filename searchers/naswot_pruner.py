@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,8 +36,10 @@ from hpsearch.config.registry import load_scheduler
 from hpsearch.config.strategy import NASWOT_METRIC, SchedulerPlugin, StrategyOptions
 from hpsearch.config.trials import TrialWrapper
 from hpsearch.errors import ConfigError
+
 from ._chain import ChainedScheduler
 from ._naswot_trials import NASWOT_FIRST
+from ._statefile import STATE_FORMAT, check_saved_by, read_state_file, write_state_file
 
 try:
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
@@ -164,12 +165,16 @@ class NaswotPruner(FIFOScheduler):
         return f"NaswotPruner: {pruned}/{len(self.decisions)} pruned, threshold {self.current_threshold()}"
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.decisions, handle)
+        """The decisions so far as JSON (Tune itself never calls this; see :mod:`._chain`)."""
+        decisions = [asdict(d) for d in self.decisions.values()]
+        write_state_file(checkpoint_path, {"format": STATE_FORMAT, "searcher": type(self).__name__,
+                                           "state": {"decisions": decisions}})
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            self.decisions = pickle.load(handle)
+        payload = read_state_file(checkpoint_path)
+        check_saved_by(payload, type(self).__name__)
+        decisions = [PruneDecision(**d) for d in payload["state"]["decisions"]]
+        self.decisions = {d.trial_id: d for d in decisions}
 
 
 class NaswotPrunerPlugin(SchedulerPlugin):

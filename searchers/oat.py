@@ -24,14 +24,16 @@ import functools
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any, cast
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from ray.tune.search import Searcher
 
 from hpsearch.config.strategy import Strategy, StrategyOptions
 from hpsearch.errors import ConfigError
-from ._base import StateSearcher, discrete_levels
+from ._base import Best, SearchState, StateSearcher, best_from_history, discrete_levels
 from ._oa import OrthogonalArray, orthogonal_array
 
 logger = logging.getLogger(__name__)
@@ -79,7 +81,59 @@ def range_analysis(
     return {"level_means": level_means, "best_level": best_level, "ranges": ranges, "importance": importance}
 
 
-class OATSearcher(StateSearcher):
+class OATPhase(str, Enum):
+    """Where an OAT study stands."""
+
+    ROWS = "rows"  # the rows of the array run
+    OPTIMUM = "optimum"  # analysed; the optimum is next
+    OPTIMUM_RUNNING = "optimum-running"
+    DONE = "done"
+
+
+@dataclass
+class RowTrial:
+    """A pending trial of one row of the array."""
+
+    row: int
+    kind: Literal["row"] = "row"
+
+
+@dataclass
+class OptimumTrial:
+    """The pending trial of the optimum's combination of levels."""
+
+    kind: Literal["optimum"] = "optimum"
+
+
+OATTrial = Annotated[RowTrial | OptimumTrial, Field(discriminator="kind")]
+
+
+@dataclass
+class Analysis:
+    """The range analysis by factor index (see :func:`range_analysis`)."""
+
+    level_means: list[list[float | None]]
+    best_level: list[int | None]
+    ranges: list[float]
+    importance: list[int]
+
+
+@dataclass
+class OATState(SearchState):
+    """The array's rows, the rows still to suggest, each row's objective, the analysis."""
+
+    pending: dict[str, OATTrial] = field(default_factory=dict)
+    phase: OATPhase = OATPhase.ROWS
+    rows: list[list[int]] | None = None
+    method: str | None = None
+    queue: list[int] = field(default_factory=list)
+    values: dict[int, float | None] = field(default_factory=dict)
+    analysis: Analysis | None = None
+    optimum: list[int] | None = None
+    optimum_value: float | None = None
+
+
+class OATSearcher(StateSearcher[OATOptions, OATState]):
     """Suggests every row of the array, then None until all finished, then the optimum, then
     FINISHED. ``analysis`` holds the range analysis once the rows are done."""
 
@@ -87,20 +141,16 @@ class OATSearcher(StateSearcher):
     def _levels(self) -> dict[str, tuple[Any, ...]]:
         return discrete_levels(self._space, "oat")
 
-    def _initial_state(self) -> dict[str, Any]:
-        return {
-            "pending": {}, "history": [], "finished": False, "phase": "rows",
-            "rows": None, "method": None, "queue": [], "values": {}, "analysis": None,
-            "optimum": None, "optimum_value": None,
-        }
+    def _initial_state(self) -> OATState:
+        return OATState()
 
     def _build(self) -> None:
-        options = cast(OATOptions, self._options)
         array: OrthogonalArray = orthogonal_array(
-            tuple(len(v) for v in self._levels.values()), self._seed, options.search_seconds
+            tuple(len(v) for v in self._levels.values()), self._seed, self._options.search_seconds
         )
-        self._state.update(rows=[list(r) for r in array.rows], method=array.method,
-                           queue=list(range(array.n_rows)))
+        self.state.rows = [list(r) for r in array.rows]
+        self.state.method = array.method
+        self.state.queue = list(range(array.n_rows))
         logger.info("OAT: %d factors, levels %s -> %d rows (%s)", len(self._levels),
                     array.levels, array.n_rows, array.method)
 
@@ -109,95 +159,89 @@ class OATSearcher(StateSearcher):
         config.update(_kind="train", _phase=phase)
         return config
 
+    def _row(self, index: int) -> list[int]:
+        assert self.state.rows is not None, "rows are built at the first suggest"
+        return self.state.rows[index]
+
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        state = self._state
-        if state["finished"]:
+        state = self.state
+        if state.finished:
             return Searcher.FINISHED
-        if state["rows"] is None:
+        if state.rows is None:
             self._build()
-        if state["queue"]:
-            row = state["queue"].pop(0)
-            self._register(trial_id, row)
-            return self._config(state["rows"][row], "oa")
-        if state["pending"]:
+        if state.queue:
+            row = state.queue.pop(0)
+            self._register(trial_id, RowTrial(row))
+            return self._config(self._row(row), "oa")
+        if state.pending:
             return None
-        if state["phase"] == "rows":
+        if state.phase is OATPhase.ROWS:
             self._analyse()
-        if state["phase"] == "optimum" and state["optimum"] is not None:
-            state["phase"] = "optimum-running"
-            self._register(trial_id, "optimum")
-            return self._config(state["optimum"], "optimum")
-        state["finished"] = True
+        if state.phase is OATPhase.OPTIMUM and state.optimum is not None:
+            state.phase = OATPhase.OPTIMUM_RUNNING
+            self._register(trial_id, OptimumTrial())
+            return self._config(state.optimum, "optimum")
+        state.finished = True
         return Searcher.FINISHED
 
     def _analyse(self) -> None:
-        state = self._state
-        rows = state["rows"]
-        values = [state["values"].get(i) for i in range(len(rows))]
-        analysis = range_analysis(rows, [len(v) for v in self._levels.values()], values, self._objective_mode)
-        state["analysis"] = analysis
-        state["phase"] = "optimum"
-        if any(level is None for level in analysis["best_level"]):
+        state = self.state
+        rows = state.rows or []
+        values = [state.values.get(i) for i in range(len(rows))]
+        analysis = Analysis(**range_analysis(rows, [len(v) for v in self._levels.values()], values,
+                                             self._objective_mode))
+        state.analysis = analysis
+        state.phase = OATPhase.OPTIMUM
+        best_level = [b for b in analysis.best_level if b is not None]
+        if len(best_level) < len(analysis.best_level):
             logger.error("OAT: every row failed for some level; no optimum to train")
-            state["optimum"] = None
+            state.optimum = None
             return
-        state["optimum"] = list(analysis["best_level"])
+        state.optimum = best_level
         names = list(self._levels)
-        logger.info("OAT optimum %s; importance %s", self._config(state["optimum"], "optimum"),
-                    [names[f] for f in analysis["importance"]])
+        logger.info("OAT optimum %s; importance %s", self._config(state.optimum, "optimum"),
+                    [names[f] for f in analysis.importance])
 
-    def _complete(self, info: Any, value: float | None, result: dict[str, Any] | None) -> None:
-        state = self._state
-        if info == "optimum":
-            state["optimum_value"] = value
-            state["phase"] = "done"
-            self._record("optimum", self._config(state["optimum"], "optimum"), value)
+    def _complete(self, info: OATTrial, value: float | None, result: dict[str, Any] | None) -> None:
+        state = self.state
+        if isinstance(info, OptimumTrial):
+            assert state.optimum is not None, "the optimum trial runs only once the optimum is known"
+            state.optimum_value = value
+            state.phase = OATPhase.DONE
+            self._record("optimum", self._config(state.optimum, "optimum"), value)
             return
-        state["values"][info] = value
-        self._record("oa", self._config(state["rows"][info], "oa"), value)
+        state.values[info.row] = value
+        self._record("oa", self._config(self._row(info.row), "oa"), value)
 
     # -- results -------------------------------------------------------------------------------
     @property
     def rows(self) -> list[dict[str, Any]] | None:
         """The array's rows as hyperparameter dicts (None before the first suggest)."""
-        if self._state["rows"] is None:
+        if self.state.rows is None:
             return None
-        return [self._config(r, "oa") for r in self._state["rows"]]
+        return [self._config(r, "oa") for r in self.state.rows]
 
     @property
     def analysis(self) -> dict[str, Any] | None:
         """The range analysis by factor name: level_means, best_level (a value), ranges,
         importance (names, most important first); None before every row finished."""
-        raw = self._state["analysis"]
+        raw = self.state.analysis
         if raw is None:
             return None
         names, levels = list(self._levels), list(self._levels.values())
         return {
-            "level_means": {n: list(m) for n, m in zip(names, raw["level_means"])},
+            "level_means": {n: list(m) for n, m in zip(names, raw.level_means)},
             "best_level": {
-                n: (None if b is None else levels[i][b]) for i, (n, b) in enumerate(zip(names, raw["best_level"]))
+                n: (None if b is None else levels[i][b]) for i, (n, b) in enumerate(zip(names, raw.best_level))
             },
-            "ranges": dict(zip(names, raw["ranges"])),
-            "importance": [names[f] for f in raw["importance"]],
+            "ranges": dict(zip(names, raw.ranges)),
+            "importance": [names[f] for f in raw.importance],
         }
 
-    @property
-    def best_config(self) -> dict[str, Any] | None:
+    def best(self) -> Best | None:
         """The trained optimum when it succeeded, else the best row; None if nothing succeeded."""
-        records = [r for r in self._state["history"] if r["value"] is not None]
-        optimum = [r for r in records if r["phase"] == "optimum"]
-        chosen = optimum or sorted(records, key=lambda r: self.sort_key(r["value"]))[:1]
-        if not chosen:
-            return None
-        return {k: v for k, v in chosen[0]["config"].items() if not k.startswith("_")}
-
-    @property
-    def best_value(self) -> float | None:
-        """The objective of :attr:`best_config`'s trial."""
-        records = [r for r in self._state["history"] if r["value"] is not None]
-        optimum = [r for r in records if r["phase"] == "optimum"]
-        chosen = optimum or sorted(records, key=lambda r: self.sort_key(r["value"]))[:1]
-        return chosen[0]["value"] if chosen else None
+        return best_from_history(self.state.history, self.sort_key,
+                                 tiers=(lambda r: r.phase == "optimum", lambda r: True))
 
 
 class OATStrategy(Strategy):

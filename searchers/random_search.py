@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import random
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import Field
@@ -28,7 +29,7 @@ from ray.tune.search import Searcher
 from hpsearch.config.space import Categorical, FloatRange, IntRange, SearchSpace, Value
 from hpsearch.config.strategy import Strategy, StrategyOptions
 from hpsearch.errors import ConfigError
-from ._base import StateSearcher
+from ._base import SearchState, StateSearcher
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,18 @@ def space_size(space: SearchSpace) -> float:
     return size
 
 
-class RandomSearcher(StateSearcher):
+@dataclass
+class RandomState(SearchState):
+    """The draw counter, the trials suggested, and the keys of the configurations drawn so far;
+    a pending trial's record is its configuration."""
+
+    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
+    draws: int = 0
+    suggested: int = 0
+    seen: list[str] = field(default_factory=list)
+
+
+class RandomSearcher(StateSearcher[RandomOptions, RandomState]):
     """Draws independent random configurations; the state is the draw counter and the seen set."""
 
     def __init__(self, space: SearchSpace, options: RandomOptions, *, n_trials: int | None = None,
@@ -91,41 +103,36 @@ class RandomSearcher(StateSearcher):
         self._n_trials = n_trials
         super().__init__(space, options, seed=seed, metric=metric, mode=mode)
 
-    def _initial_state(self) -> dict[str, Any]:
-        return {"pending": {}, "history": [], "finished": False, "draws": 0, "suggested": 0, "seen": []}
+    def _initial_state(self) -> RandomState:
+        return RandomState()
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        state = self._state
-        if state["finished"] or (self._n_trials is not None and state["suggested"] >= self._n_trials):
-            state["finished"] = True
+        state = self.state
+        if state.finished or (self._n_trials is not None and state.suggested >= self._n_trials):
+            state.finished = True
             return Searcher.FINISHED
-        options: RandomOptions = self._options  # type: ignore[assignment]
-        seen = set(state["seen"])
+        options = self._options
+        seen = set(state.seen)
         for _ in range(options.max_draws):
-            rng = random.Random(f"hpsearch-random/{self._seed}/{state['draws']}")
-            state["draws"] += 1
+            rng = random.Random(f"hpsearch-random/{self._seed}/{state.draws}")
+            state.draws += 1
             config = draw(self._space, rng)
             key = _key(config)
             if not options.unique or key not in seen:
                 break
         else:
             logger.info("random search: no unseen configuration in %d draws; finished", options.max_draws)
-            state["finished"] = True
+            state.finished = True
             return Searcher.FINISHED
-        state["seen"].append(key)
-        state["suggested"] += 1
+        state.seen.append(key)
+        state.suggested += 1
         self._register(trial_id, config)
-        if options.unique and len(state["seen"]) >= space_size(self._space):
-            state["finished"] = True  # every point of a discrete space was drawn: the next call ends
+        if options.unique and len(state.seen) >= space_size(self._space):
+            state.finished = True  # every point of a discrete space was drawn: the next call ends
         return dict(config)
 
-    def _complete(self, info: Any, value: float | None, result: dict[str, Any] | None) -> None:
+    def _complete(self, info: dict[str, Any], value: float | None, result: dict[str, Any] | None) -> None:
         self._record("random", info, value)
-
-    @property
-    def best_config(self) -> dict[str, Any] | None:
-        done = [r for r in self._state["history"] if r["value"] is not None]
-        return dict(min(done, key=lambda r: self.sort_key(r["value"]))["config"]) if done else None
 
 
 class RandomStrategy(Strategy):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from hpsearch.config.space import Categorical, FloatRange, IntRange, SearchSpace
 from hpsearch.config.strategy import Strategy, StrategyOptions
@@ -31,6 +31,9 @@ try:
     from ray.tune.search.optuna import OptunaSearch
 except ImportError as exc:  # pragma: no cover - both are hard dependencies
     raise ImportError("the tpe strategy needs Optuna and Ray Tune: pip install optuna 'ray[tune]'") from exc
+
+from ._statefile import STATE_FORMAT, check_saved_by, fingerprint, read_state_file, write_state_file  # noqa: E402
+from ._optuna_study import SavedStudy, study_from_json, study_to_json  # noqa: E402
 
 
 class TPEOptions(StrategyOptions):
@@ -75,7 +78,12 @@ def _state_of(result: dict[str, Any] | None, metric: str, error: bool) -> tuple[
 
 
 class TPESearcher(OptunaSearch):
-    """OptunaSearch that ignores per-epoch reports and maps trial outcomes deliberately."""
+    """OptunaSearch that ignores per-epoch reports, maps trial outcomes deliberately, and saves its
+    study as JSON (trials, running ones included, and the sampler's random state), not a pickle."""
+
+    def __init__(self, *, fingerprint: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fingerprint = fingerprint
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """No-op: pruning comes from Tune schedulers (OptunaSearch would index a missing metric)."""
@@ -86,6 +94,40 @@ class TPESearcher(OptunaSearch):
         state, value = _state_of(result, self.metric, error)
         self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
         self._completed_trials.add(trial_id)
+
+    def get_state(self) -> dict[str, Any]:
+        """The JSON-ready payload: format, class, fingerprint, the study, Tune's trial ids."""
+        study = None if self._ot_study is None else TypeAdapter(SavedStudy).dump_python(study_to_json(self._ot_study))
+        numbers = {trial_id: trial.number for trial_id, trial in self._ot_trials.items()}
+        state = {"study": study, "trials": numbers, "completed": sorted(self._completed_trials)}
+        return {"format": STATE_FORMAT, "searcher": type(self).__name__, "fingerprint": self._fingerprint,
+                "state": state}
+
+    def set_state(self, payload: dict[str, Any]) -> None:
+        check_saved_by(payload, type(self).__name__)
+        if payload.get("fingerprint") != self._fingerprint:
+            raise ConfigError(
+                f"{type(self).__name__}: the search space, options or seed changed since the study "
+                "was saved; resume with the original experiment file or start a new study"
+            )
+        state = payload["state"]
+        self._completed_trials = set(state["completed"])
+        if state["study"] is None:
+            self._ot_trials = {}
+            return
+        study = study_from_json(TypeAdapter(SavedStudy).validate_python(state["study"]), self._sampler)
+        storage = study._storage  # the trials' storage ids; Optuna offers no public way to them
+        self._ot_trials = {
+            trial_id: optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study._study_id, n))
+            for trial_id, n in state["trials"].items()
+        }
+        self._ot_study = study
+
+    def save(self, checkpoint_path: str) -> None:
+        write_state_file(checkpoint_path, self.get_state())
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.set_state(read_state_file(checkpoint_path))
 
 
 class TPEStrategy(Strategy):
@@ -119,6 +161,8 @@ class TPEStrategy(Strategy):
             mode=self.context.mode,
             sampler=self.make_sampler(),
             seed=self.context.seed,
+            fingerprint=fingerprint("TPESearcher", self.space.model_dump(mode="json"),
+                                    self.options.model_dump(mode="json"), self.context.seed),
         )
 
     def num_samples(self) -> int:

@@ -20,6 +20,8 @@ os.environ.setdefault("HPSEARCH_TRACKING", "off")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BE2_DIR = Path(os.environ.get("HPSEARCH_BE2_DIR", REPO_ROOT.parent / "shared" / "data" / "mala-be2"))
+# the example plug-in's tests need it installed: tests/integration/test_plugin_install.py runs them
+collect_ignore = ["plugin_example"]
 
 
 @pytest.fixture(scope="session")

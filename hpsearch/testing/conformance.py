@@ -32,6 +32,7 @@ until the searcher returns FINISHED), and a 'score' trial counts as one trial.
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 from typing import Any, ClassVar
@@ -229,6 +230,13 @@ class SearcherConformance:
         if self.expected_trials is not None:
             assert len(combined) == self.expected_trials
 
+    def test_saved_state_is_json(self, tmp_path: Path) -> None:
+        """hpsearch's state files are JSON (readable, no pickle), here saved mid-study."""
+        driver = self.driver()
+        driver.run(stop_after=max(1, len(self.full_run().configs) // 2))
+        driver.searcher.save(str(tmp_path / "state"))
+        assert "format" in json.loads((tmp_path / "state").read_text(encoding="utf-8"))
+
     # -- tests in real Ray Tune ----------------------------------------------------------------
     def _tuner(self, storage: Path, name: str, stop_after: int | None = None) -> Any:
         from hpsearch.tune.tuner import build_tuner
@@ -282,8 +290,6 @@ class SearcherConformance:
 
 def trial_starts(tune_dir: Path) -> dict[str, int]:
     """Trial id -> how often it started (first reports in its result.json, over every run)."""
-    import json
-
     counts: dict[str, int] = {}
     for result in tune_dir.glob("*/result.json"):
         for line in result.read_text().splitlines():

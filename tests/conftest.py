@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BE2_DIR = Path(os.environ.get("HPSEARCH_BE2_DIR", REPO_ROOT.parent / "shared" / "data" / "mala-be2"))
 # the example plug-in's tests need it installed: tests/integration/test_plugin_install.py runs them
 collect_ignore = ["plugin_example"]
+# ray_local: the fixture hpsearch ships for plug-in tests too
+pytest_plugins = ["hpsearch.testing.fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -33,26 +33,6 @@ def be2_dir() -> Path:
             "or set HPSEARCH_BE2_DIR"
         )
     return BE2_DIR
-
-
-@pytest.fixture(scope="session")
-def ray_local() -> Iterator[object]:
-    """A real local Ray with 2 CPUs, its temp dir kept short (socket paths) and private."""
-    import ray
-
-    temp_dir = tempfile.mkdtemp(prefix="hpsray_", dir="/tmp")
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        _temp_dir=temp_dir,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ benchmark_app = typer.Typer(help="Measured comparisons of the search strategies.
 #: Repeats of each strategy in `hpsearch demo` (`hpsearch benchmark paper --quick` runs 3).
 DEMO_REPEATS = 2
 
-_QUIET_LOGGERS = ("hpsearch.tune", "hpsearch.tracking", "hpsearch.scoring", "hpsearch.model",
+_QUIET_LOGGERS = ("hpsearch.tune", "hpsearch.parallel", "hpsearch.tracking", "hpsearch.scoring", "hpsearch.model",
                   "hpsearch.data.splits", "hpsearch_searchers", "ray", "optuna")
 
 

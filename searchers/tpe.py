@@ -159,8 +159,7 @@ class TPEStrategy(Strategy):
             space=to_optuna_distributions(self.space),
             metric=self.context.metric,
             mode=self.context.mode,
-            sampler=self.make_sampler(),
-            seed=self.context.seed,
+            sampler=self.make_sampler(),  # seeded itself: OptunaSearch warns when given a seed too
             fingerprint=fingerprint("TPESearcher", self.space.model_dump(mode="json"),
                                     self.options.model_dump(mode="json"), self.context.seed),
         )

@@ -12,15 +12,12 @@ score trials rank chunk by chunk, and a rank average needs every candidate at on
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpsearch.config.strategy import SearchData, Strategy
 from hpsearch.errors import ConfigError
 
 if TYPE_CHECKING:
-    from hpsearch.scoring.calibration import ProxyCalibration
     from hpsearch.scoring.proxy_study import ProxyStudyConfig
 
 logger = logging.getLogger(__name__)
@@ -88,17 +85,10 @@ def with_chosen_proxy(strategy: S, data: SearchData) -> S:
     logger.info("%s: proxy auto chose %r: its scores rank the %d trained pilot architectures best by their "
                 "validation errors (Kendall tau %+.3f; pilot training %.1f s)", strategy.name, choice.name,
                 choice.m, choice.pilot_tau, choice.pilot_training_seconds)
+    from hpsearch.scoring.proxy_report import calibration_table
+
     logger.info("%s: proxy auto pilot table (Kendall tau of score against validation error, most negative "
-                "best):\n%s", strategy.name, pilot_table(choice.pilot))
+                "best):\n%s", strategy.name, calibration_table(choice.pilot))
     settled = options.model_copy(update={"proxy": choice.name})
     return type(strategy)(strategy.space, settled, strategy.context)
 
-
-def pilot_table(pilot: Sequence[ProxyCalibration]) -> str:
-    """The pilot's calibration as aligned text: proxy, Kendall tau with its 95 % CI, regrets."""
-    keys = list(pilot[0].regret) if pilot else []
-    lines = [f"{'proxy':<28}{'tau':>8}{'95% CI':>18}" + "".join(f"{'regret ' + k:>14}" for k in keys)]
-    for row in sorted(pilot, key=lambda c: (math.isnan(c.tau), c.tau)):
-        ci = f"[{row.tau_ci[0]:+.2f}, {row.tau_ci[1]:+.2f}]"
-        lines.append(f"{row.name:<28}{row.tau:>+8.3f}{ci:>18}" + "".join(f"{row.regret[k]:>14.3g}" for k in keys))
-    return "\n".join(lines)

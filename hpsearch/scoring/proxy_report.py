@@ -12,6 +12,7 @@ import csv
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from hpsearch.scoring.calibration import REGRET_KS, ProxyCalibration
 from hpsearch.scoring.proxy_study import ProxyStudy
 
-__all__ = ["markdown_table", "plot_study", "write_study"]
+__all__ = ["calibration_table", "markdown_table", "plot_study", "write_study"]
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,16 @@ def _row(c: ProxyCalibration) -> list[str]:
 
 def markdown_table(study: ProxyStudy) -> str:
     """One row per proxy and ensemble, sorted by tau (most negative first: the best ranking)."""
+    return calibration_table(study.calibration)
+
+
+def calibration_table(calibration: Sequence[ProxyCalibration]) -> str:
+    """The calibration rows as a markdown table, most negative tau (the best ranking) first."""
     header = ["proxy", "Kendall tau [95% CI]", "p", "Spearman rho [95% CI]",
               *[f"top-{k} regret" for k in REGRET_KS], "partial tau (params)", "tau within activation",
               "degenerate"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for c in sorted(study.calibration, key=lambda c: c.tau if math.isfinite(c.tau) else math.inf):
+    for c in sorted(calibration, key=lambda c: c.tau if math.isfinite(c.tau) else math.inf):
         lines.append("| " + " | ".join(_row(c)) + " |")
     return "\n".join(lines)
 

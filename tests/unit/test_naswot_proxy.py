@@ -193,16 +193,17 @@ def test_end_to_end_auto_proxy_on_the_small_dataset(ray_local: Any, small_store:
     assert set(trials[trials["kind"] == "score"]["status"]) == {"completed"}, trials[["status", "reason"]]
 
 
+
 def test_pilot_table_lists_every_pilot_proxy_best_first() -> None:
-    from hpsearch.scoring.calibration import ProxyCalibration
-    from hpsearch_searchers._naswot_proxy import pilot_table
+    from hpsearch.scoring.calibration import REGRET_KS, ProxyCalibration
+    from hpsearch.scoring.proxy_report import calibration_table
 
     def row(name: str, tau: float) -> ProxyCalibration:
         return ProxyCalibration(name=name, n=12, n_degenerate=0, tau=tau, tau_ci=(tau - 0.2, tau + 0.2),
                                 tau_p_value=0.1, rho=tau, rho_ci=(tau - 0.3, tau + 0.3),
-                                regret={"1": 1.5, "5": 1.1}, tau_by_activation={}, partial_tau_params=tau)
+                                regret={k: 1.1 for k in REGRET_KS}, tau_by_activation={}, partial_tau_params=tau)
 
-    lines = pilot_table([row("synflow", 0.2), row("naswot", -0.4), row("zico", float("nan"))]).splitlines()
-    assert lines[0].split()[:2] == ["proxy", "tau"] and "regret 5" in lines[0]
-    assert [line.split()[0] for line in lines[1:]] == ["naswot", "synflow", "zico"]
-    assert "-0.400" in lines[1] and "[-0.60, -0.20]" in lines[1] and lines[1].rstrip().endswith("1.1")
+    lines = calibration_table([row("synflow", 0.2), row("naswot", -0.4), row("zico", float("nan"))]).splitlines()
+    assert lines[0].startswith("| proxy | Kendall tau") and "regret" in lines[0]
+    assert [line.split("|")[1].strip() for line in lines[2:]] == ["naswot", "synflow", "zico"]
+    assert "-0.400 [-0.60, -0.20]" in lines[2] and "1.10" in lines[2]

@@ -31,17 +31,19 @@ def study_runs(experiment_name: str, tracking_uri: str) -> pd.DataFrame:
     """One row per study (parent run) of an experiment."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
-    if mlflow.get_experiment_by_name(experiment_name) is None:
-        raise HpsearchError(
-            f"no MLflow experiment named {experiment_name!r} at {tracking_uri}: run a study first "
-            "or point MLFLOW_TRACKING_URI at the server that holds it"
+    from hpsearch.tracking.tracker import using_tracking_uri
+
+    with using_tracking_uri(tracking_uri):
+        if mlflow.get_experiment_by_name(experiment_name) is None:
+            raise HpsearchError(
+                f"no MLflow experiment named {experiment_name!r} at {tracking_uri}: run a study first "
+                "or point MLFLOW_TRACKING_URI at the server that holds it"
+            )
+        runs = mlflow.search_runs(
+            experiment_names=[experiment_name],
+            filter_string="tags.`hpsearch.role` = 'study'",
+            output_format="pandas",
         )
-    runs = mlflow.search_runs(
-        experiment_names=[experiment_name],
-        filter_string="tags.`hpsearch.role` = 'study'",
-        output_format="pandas",
-    )
     assert isinstance(runs, pd.DataFrame)
     return runs
 

@@ -40,7 +40,8 @@ def log_pytorch_model(tracking_uri: str, run_id: str, model: Any, name: str = "m
     """``mlflow.pytorch.log_model`` of ``model`` into the run ``run_id`` (pickle format), quietly."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(run_id=run_id), _quiet("mlflow.pytorch"):
+    from hpsearch.tracking.tracker import using_tracking_uri
+
+    with using_tracking_uri(tracking_uri), mlflow.start_run(run_id=run_id), _quiet("mlflow.pytorch"):
         mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
                                  pip_requirements=model_requirements())

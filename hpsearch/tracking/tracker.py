@@ -6,10 +6,12 @@ resumed study or a replayed journal logs into the runs it already has: never a d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,30 @@ def default_tracking_uri(folder: str | Path | None = None) -> str:
     base = Path(folder) if folder is not None else Path.cwd() / "mlruns"
     base.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(base / 'mlflow.db').resolve()}"
+
+
+@contextlib.contextmanager
+def using_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's module-level calls go to `uri` inside the block; outside, everything is as before.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI`` to the process environment,
+    so without this a later study of the same process (its default tracking URI, or a benchmark's
+    server lookup) would follow an earlier study's store or a server that has since stopped.
+    """
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    env_before = os.environ.get("MLFLOW_TRACKING_URI")
+    global_before = getattr(tracking_utils, "_tracking_uri", None)
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(global_before)  # type: ignore[arg-type]  # None: back to the default
+        if env_before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = env_before
 
 
 @dataclass

@@ -12,10 +12,13 @@ model's own k-mesh, and the model at GPAW's k-mesh), then compares each model st
   (E_band - N E_F) / n_atoms (meV/atom; independent of the energy zero);
 * the snapshot-to-snapshot variation of the band energy per atom (what a surrogate's loss sees):
   its spread in each engine, the Pearson correlation between engines and the rms difference;
-* a DOS overlay figure (PNG); optionally (``--naswot K``) the NASWOT/error Kendall tau on each.
+* a DOS overlay figure (PNG); optionally (``--naswot K``) the NASWOT/error Kendall tau on each,
+  and (``--ranking R``) the strategy ranking of the quick benchmark (``experiments/quick/``, R
+  repeats, split 2 / 3 / 3 of the 8 snapshots) on the GPAW store and on the model store at the
+  model's own k-mesh: median test error with its 95 % CI per strategy, and the rank of each.
 
     .venv/bin/python benchmarks/bench_engine_validation.py [--data-dir hpsearch-data]
-        [--out results/engine-validation] [--naswot 12]
+        [--out results/engine-validation] [--naswot 12] [--ranking 3]
 """
 
 from __future__ import annotations
@@ -146,13 +149,53 @@ def dos_figure(stores: dict[str, tuple[list[Snapshot], float]], path: Path) -> N
 
 
 def naswot_tau(store: Path, out: Path, n_architectures: int) -> dict[str, Any]:
-    """Kendall tau between NASWOT score and trained error on one store (figure 5, small budget)."""
+    """Kendall tau between NASWOT score and trained error on one store (figure 5, small budget:
+    at most 20 epochs, patience 5), with its p-value and the training settings it was measured at."""
     from hpsearch.model import TrainingSettings
     from hpsearch.scoring.experiment import run_naswot_study
 
     study = run_naswot_study(store, out, n_architectures=n_architectures,
                              settings=TrainingSettings(max_epochs=20, patience=5, seed=0))
-    return {key: value for key, value in study.to_dict().items() if key in ("tau", "p_value", "n")}
+    keep = ("n", "n_excluded", "tau_paper", "p_value_paper", "tau_v1", "p_value_v1", "training_seconds", "settings")
+    return {key: value for key, value in study.to_dict().items() if key in keep}
+
+
+#: the quick benchmark's split of the 8 snapshots of the GPAW defaults (train / validation / test)
+RANKING_SPLIT = {"train": 2, "validation": 3, "test": 3}
+
+
+def strategy_ranking(store: Path, out: Path, repeats: int) -> dict[str, Any]:
+    """The quick benchmark on one store: per strategy the median test error, its CI and its rank."""
+    from hpsearch.bench.paper import BenchmarkSettings, run_paper_benchmark
+
+    report = run_paper_benchmark(BenchmarkSettings(
+        out=out, quick=True, repeats=repeats, overwrite=True, progress=False, references=("tpe",),
+        overrides={"dataset": {"store": str(store.resolve()), "split": RANKING_SPLIT}}))
+    table = report.table.sort_values("test_error_mev_per_atom").reset_index(drop=True)
+    rows = {}
+    for rank, row in table.iterrows():
+        rows[row["strategy"]] = {
+            "rank": int(rank) + 1, "test_error_mev_per_atom": float(row["test_error_mev_per_atom"]),
+            "ci": [float(row["test_error_mev_per_atom_ci_low"]), float(row["test_error_mev_per_atom_ci_high"])],
+            "search_core_s": float(row["search_core_s"]), "p_vs_tpe": float(row["p_vs_tpe"]),
+        }
+    return {"repeats": repeats, "split": RANKING_SPLIT, "strategies": rows, "markdown": report.markdown,
+            "wall_seconds": report.wall_seconds}
+
+
+def _ranking_table(rankings: dict[str, dict[str, Any]]) -> str:
+    labels = list(rankings)
+    strategies = sorted({s for r in rankings.values() for s in r["strategies"]})
+    lines = ["| strategy | " + " | ".join(f"{label}: test error (meV/atom), rank" for label in labels) + " |",
+             "|" + "---|" * (len(labels) + 1)]
+    for strategy in strategies:
+        cells = []
+        for label in labels:
+            r = rankings[label]["strategies"].get(strategy)
+            cells.append("n/a" if r is None else
+                         f"{r['test_error_mev_per_atom']:.3g} [{r['ci'][0]:.3g}, {r['ci'][1]:.3g}], {r['rank']}")
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _table(rows: dict[str, dict[str, Any]]) -> str:
@@ -178,6 +221,8 @@ def main() -> None:
     parser.add_argument("--gpaw-store", type=Path, default=None, help="an existing GPAW store (default: generate)")
     parser.add_argument("--out", type=Path, default=Path("results/engine-validation"))
     parser.add_argument("--naswot", type=int, default=0, help="architectures per NASWOT study (0: skip)")
+    parser.add_argument("--ranking", type=int, default=0,
+                        help="repeats of the quick benchmark on the GPAW and the model store (0: skip)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -211,11 +256,17 @@ def main() -> None:
     if args.naswot:
         result["naswot"] = {label: naswot_tau(path, args.out / f"naswot-{i}", args.naswot)
                             for i, (label, path) in enumerate({**model_paths, "gpaw": gpaw_path}.items())}
+    if args.ranking:
+        own = next(iter(model_paths))
+        result["ranking"] = {label: strategy_ranking(path, args.out / f"ranking-{i}", args.ranking)
+                             for i, (label, path) in enumerate({"gpaw": gpaw_path, own: model_paths[own]}.items())}
     print(_table(rows))
     print(f"figure: {args.out / 'dos_overlay.png'}; GPAW self-check (worst): {result['gpaw_self_check']}")
     if args.naswot:
         for label, tau in result["naswot"].items():
             print(f"NASWOT/error Kendall tau on {label}: {tau}")
+    if args.ranking:
+        print(_ranking_table(result["ranking"]))
     (args.out / "engine_validation.json").write_text(json.dumps(result, indent=2, default=str))
 
 

@@ -86,6 +86,16 @@ def test_entry_point_subprocess(be2_store: Path, tmp_path: Path) -> None:
     assert "Traceback" not in missing.stderr
 
 
+def test_entry_point_keeps_exit_codes_and_output_when_it_ends_the_process() -> None:
+    """The console script ends with os._exit after the exit handlers: codes and piped output intact."""
+    usage = subprocess.run([str(HPSEARCH), "run"], capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "Missing argument" in usage.stderr
+    listing = subprocess.run([sys.executable, "-m", "hpsearch.cli", "searchers"], capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert listing.returncode == 0, listing.stderr
+    assert "naswot-halving" in listing.stdout and "asha" in listing.stdout  # the whole table reached the pipe
+
+
 @pytest.mark.lammps
 def test_descriptors_recomputed_match_mala(be2_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("hpsearch.descriptors.snap")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -87,6 +88,23 @@ def using_tracking_uri(uri: str) -> Iterator[None]:
             os.environ["MLFLOW_TRACKING_URI"] = env_before
 
 
+def _warm_up(tracking_uri: str, experiment_name: str) -> None:
+    started = time.perf_counter()
+    try:
+        configure_client_retries()
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401 - the study's figures need it at its end
+        import mlflow.pytorch  # noqa: F401 - the winner's model is logged with it
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment_name)
+    except Exception as exc:  # noqa: BLE001 - a warm-up only; the journal reports real failures
+        logger.debug("MLflow warm-up failed (%s); the journal will retry", exc)
+    logger.debug("MLflow warm-up took %.1f s", time.perf_counter() - started)
+
+
 @dataclass
 class TrialRecord:
     """Everything hpsearch logs about one finished trial."""
@@ -136,6 +154,16 @@ class StudyTracker:
         self._journal: Journal | None = None
         self._run_names: dict[str, str] = {}
         self._numbered: int | None = None
+
+    def warm_up(self) -> threading.Thread:
+        """Load MLflow (its store: a new SQLite file is created and migrated here) and matplotlib
+        in a background thread, best effort, so that this happens while the driver waits (on the
+        data actors) rather than during the search or at its end. Join the thread before the
+        first logging call."""
+        thread = threading.Thread(target=_warm_up, args=(self.tracking_uri, self.experiment_name),
+                                  name="hpsearch-mlflow-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def study_key(self) -> str:

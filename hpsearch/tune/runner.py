@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -242,6 +243,20 @@ def _tracking_callbacks(config: ExperimentConfig, settings: TrialSettings) -> li
     return [StudyCallback(tracker, params, artifacts)]
 
 
+@contextlib.contextmanager
+def _warming_up_tracking(config: ExperimentConfig) -> Iterator[threading.Thread]:
+    """MLflow and matplotlib loaded in a background thread during the block; the thread is joined
+    when the block ends, also on an error (a new SQLite store is never left half-created)."""
+    tracker = study_tracker(config, config.results_dir)
+    thread = tracker.warm_up() if tracker is not None else threading.Thread(target=lambda: None)
+    if tracker is None:
+        thread.start()
+    try:
+        yield thread
+    finally:
+        thread.join()
+
+
 def run_study(
     config: ExperimentConfig,
     *,
@@ -269,10 +284,12 @@ def run_study(
         ensure_ray(address)
         check_resources(config, local=address is None)
     started = time.perf_counter()
-    with phases("data_placement_s"):
-        data = prepare_trials(config, kinds)
-    with phases("setup_s"):
-        strategy, data = settle_strategy(config, strategy, scheduler, data)
+    with _warming_up_tracking(config) as warm_up:  # while the data actors load (the driver waits)
+        with phases("data_placement_s"):
+            data = prepare_trials(config, kinds)
+        with phases("setup_s"):
+            strategy, data = settle_strategy(config, strategy, scheduler, data)
+            warm_up.join()
     settings = data.settings
     with phases("setup_s"):
         tuner = build_tuner(

@@ -1,40 +1,50 @@
 """Where a study's wall time goes: process start and imports, Ray start, data placement, setup,
-search, results, retrains, MLflow.
+search, results, retrains, MLflow, exit.
 
 Runs ``hpsearch run EXPERIMENT`` as a fresh process (what a user types), measures its wall
 time, and reads the per-phase seconds the runner saves in ``result.json``. The overhead is
 everything but the search and the retrains; the target is at most 5 s + 20 % of the search's
-wall time.
+wall time. Two modes, alternated round by round so that both see the same machine:
+
+* ``local``: the study starts its own Ray and stops it (a laptop, a CI job);
+* ``joined``: a Ray started beforehand with ``ray start --head`` (the service's set-up: a
+  cluster that outlives the studies), joined with ``--address auto``.
+
+``--baseline PYTHON`` also runs another installation (e.g. the venv of an older checkout) in
+the same alternation, so a change is measured side by side with what it replaces.
 
     python benchmarks/bench_study_overhead.py [--experiment experiments/quick/naswot.yaml] \
-        [--rounds 2] [--out results/bench_study_overhead.json]
+        [--rounds 3] [--modes local joined] [--baseline /path/to/other/.venv/bin/python] \
+        [--out results/bench_study_overhead.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 PHASES = ("ray_start_s", "data_placement_s", "setup_s", "search_s", "results_s", "retrains_s", "tracking_end_s")
 
 
-def one_run(experiment: Path, folder: Path, name: str) -> dict[str, Any]:
+def one_run(hpsearch: Path, experiment: Path, folder: Path, name: str, address: str | None) -> dict[str, Any]:
     """Run the study once in a new process; its wall time and phases (seconds)."""
-    hpsearch = Path(sys.executable).with_name("hpsearch")
     # the default store of the folder the benchmark was started in (not regenerated in the temp folder)
     env = {**os.environ, "COLUMNS": "200",
            "HPSEARCH_DATA_DIR": os.environ.get("HPSEARCH_DATA_DIR") or str(Path.cwd() / "hpsearch-data")}
+    command = [str(hpsearch), "run", str(experiment), "--name", name, *(["--address", address] if address else [])]
     started = time.perf_counter()
-    out = subprocess.run([str(hpsearch), "run", str(experiment), "--name", name], cwd=folder, env=env,
-                         capture_output=True, text=True, timeout=1800)
+    out = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - started
     if out.returncode != 0:
         raise SystemExit(f"hpsearch run failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -49,31 +59,73 @@ def one_run(experiment: Path, folder: Path, name: str) -> dict[str, Any]:
     return row
 
 
+@contextlib.contextmanager
+def running_ray(ray: Path, cpus: int) -> Iterator[None]:
+    """A Ray head started with ``ray start`` (the joined mode), stopped afterwards."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    temp = tempfile.mkdtemp(prefix="hps_", dir="/tmp")
+    subprocess.run([str(ray), "start", "--head", f"--num-cpus={cpus}", "--include-dashboard=false",
+                    f"--temp-dir={temp}"], env=env, check=True, capture_output=True, timeout=300)
+    try:
+        yield
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], env=env, capture_output=True, timeout=300)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _median(rows: list[dict[str, Any]], column: str) -> float:
+    return statistics.median(float(r[column]) for r in rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", type=Path, default=Path("experiments/quick/naswot.yaml"))
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--modes", nargs="+", choices=("local", "joined"), default=["local", "joined"])
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="the python of another installation to measure alongside (label: baseline)")
     parser.add_argument("--out", type=Path, default=Path("results/bench_study_overhead.json"))
     args = parser.parse_args()
     experiment = args.experiment.resolve()
+    installs = {"this": Path(sys.executable)}
+    if args.baseline is not None:
+        installs["baseline"] = args.baseline
     work = Path(tempfile.mkdtemp(prefix="hps_overhead_"))
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         for number in range(args.rounds):
-            rows.append(one_run(experiment, work, f"overhead-{number}"))
-            print(f"round {number + 1}/{args.rounds}: {rows[-1]['process_wall_s']:.1f} s", flush=True)
+            for mode in args.modes:
+                for label, python in installs.items():
+                    name = f"overhead-{label}-{mode}-{number}"
+                    hpsearch = python.with_name("hpsearch")
+                    if mode == "joined":
+                        with running_ray(python.with_name("ray"), os.cpu_count() or 1):
+                            row = one_run(hpsearch, experiment, work, name, "auto")
+                    else:
+                        row = one_run(hpsearch, experiment, work, name, None)
+                    rows.append({"install": label, "mode": mode, "round": number + 1, **row})
+                    print(f"round {number + 1}/{args.rounds}, {mode}, {label}: {row['process_wall_s']:.1f} s",
+                          flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     columns = ["process_wall_s", *PHASES, "imports_and_exit_s", "overhead_s", "allowed_s"]
-    print(f"\n{experiment.name}: seconds per phase (one row per round; load average {os.getloadavg()[0]:.1f})")
-    print("| " + " | ".join(["round", *columns, "target met"]) + " |")
-    print("|" + "---|" * (len(columns) + 2))
-    for number, row in enumerate(rows):
-        cells = [str(number + 1), *(f"{row[c]:.2f}" for c in columns), "yes" if row["meets_target"] else "no"]
-        print("| " + " | ".join(cells) + " |")
+    print(f"\n{experiment.name}: medians over {args.rounds} rounds, seconds (load average {os.getloadavg()[0]:.1f})")
+    print("| " + " | ".join(["install", "mode", *columns, "target met (rounds)"]) + " |")
+    print("|" + "---|" * (len(columns) + 3))
+    summary = []
+    for label in installs:
+        for mode in args.modes:
+            mine = [r for r in rows if r["install"] == label and r["mode"] == mode]
+            medians = {c: _median(mine, c) for c in columns}
+            met = sum(bool(r["meets_target"]) for r in mine)
+            summary.append({"install": label, "mode": mode, **medians, "rounds_meeting_target": met,
+                            "rounds": len(mine)})
+            cells = [label, mode, *(f"{medians[c]:.2f}" for c in columns), f"{met}/{len(mine)}"]
+            print("| " + " | ".join(cells) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"experiment": str(args.experiment), "rows": rows,
-                                    "load_average": os.getloadavg()}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"experiment": str(args.experiment), "installs": {k: str(v) for k, v in installs.items()},
+                                    "summary": summary, "rows": rows, "load_average": os.getloadavg()},
+                                   indent=2) + "\n")
     print(f"\nwritten: {args.out}")
 
 

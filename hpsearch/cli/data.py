@@ -156,6 +156,25 @@ def info_command(store: Annotated[Path, typer.Argument(help="Snapshot store (HDF
     make_console().print(table)
 
 
+@data_app.command("release")
+def release_command(
+    address: Annotated[str, typer.Option(help="Ray address of the cluster: 'auto' or 'ray://host:10001'.")] = "auto",
+) -> None:
+    """Free the data actors that studies with ``dataset.keep_loaded`` left on a running cluster."""
+    from hpsearch.parallel import ensure_ray, stop_ray
+    from hpsearch.tune.shards import release_shards
+
+    try:
+        started = ensure_ray(address)
+    except ConnectionError as exc:
+        raise ConfigError(f"no running Ray at {address!r} ({exc}): nothing to release") from exc
+    try:
+        typer.echo(f"released {release_shards()} data actors")
+    finally:
+        if started:
+            stop_ray()
+
+
 @data_app.command("descriptors")
 def descriptors_command(
     store: Annotated[Path, typer.Argument(help="Snapshot store (HDF5) to update in place (atomically).")],

@@ -83,6 +83,10 @@ class DatasetConfig(_Section):
     streamed to the trials in chunks of ``chunk_points`` grid points (``prefetch_chunks`` read
     ahead) instead of being held in Ray's object store; None: half the object-store memory of the
     smallest node. The choice is logged when the study starts.
+
+    ``keep_loaded``: the data actors stay after the study, so that the next study on the same
+    store file and split (on a running cluster) starts without loading it again; a changed file
+    gets new actors. ``hpsearch data release`` frees them.
     """
 
     store: str = "default"
@@ -90,6 +94,7 @@ class DatasetConfig(_Section):
     memory_budget_gb: float | None = Field(default=None, gt=0, description="None: automatic")
     chunk_points: int = Field(default=1 << 16, ge=1024, description="grid points per streamed chunk")
     prefetch_chunks: int = Field(default=2, ge=0, le=16, description="chunks read ahead while training")
+    keep_loaded: bool = Field(default=False, description="keep the data actors for the next study on this data")
 
 
 class PluginConfig(_Section):

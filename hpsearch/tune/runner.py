@@ -108,6 +108,15 @@ def _split_shapes(store_path: Path, split: Split) -> tuple[int, int]:
     return int(shapes[0][-1]), int(sum(math.prod(shape[:-1]) for shape in shapes))
 
 
+def data_key(config: ExperimentConfig) -> str:
+    """The key of the data actors a study of `config` uses (its store file and search split)."""
+    from hpsearch.data.generate import resolve_store
+    from hpsearch.tune.shards import shard_key
+
+    store_path = resolve_store(config.dataset.store, key="dataset.store")
+    return shard_key(store_path, search_split(resolve_split(config, store_path)))
+
+
 def prepare_trials(config: ExperimentConfig, kinds: Mapping[str, TrialKind] | None = None) -> StudyData:
     """Resolve data, load the search's snapshots into the shard actors once per node, check the config.
 
@@ -154,7 +163,7 @@ def settle_strategy(config: ExperimentConfig, strategy: Strategy, scheduler: Sch
     try:
         settled = strategy.prepared(SearchData(settings.store_path, settings.split, config.naswot))
     except BaseException:
-        if settings.placement is not None:
+        if settings.placement is not None and not config.dataset.keep_loaded:
             release_shards(settings.placement.key)
         raise
     if settled is strategy:
@@ -304,7 +313,8 @@ def run_study(
 
 def _fit_and_finish(config: ExperimentConfig, tuner: Any, data: StudyData, started: float,
                     earlier_seconds: float = 0.0, phases: Phases | None = None) -> StudyResult:
-    """Run the Tuner, then the retrains; the data actors are released afterwards (they are detached)."""
+    """Run the Tuner, then the retrains; the data actors are released afterwards (they are detached)
+    unless ``dataset.keep_loaded``."""
     from hpsearch.tune.shards import release_shards
 
     phases = phases if phases is not None else Phases()
@@ -313,8 +323,11 @@ def _fit_and_finish(config: ExperimentConfig, tuner: Any, data: StudyData, start
             grid = tuner.fit()
         return _finish(config, grid, earlier_seconds + time.perf_counter() - started, data, phases)
     finally:
-        if data.settings.placement is not None:
+        if data.settings.placement is not None and not config.dataset.keep_loaded:
             release_shards(data.settings.placement.key)
+        elif data.settings.placement is not None:
+            logger.info("the data actors of %s stay loaded for the next study on it (`hpsearch data release` "
+                        "frees them)", data.settings.store_path)
 
 
 def find_study(name: str, results_root: str | Path = DEFAULT_RESULTS_ROOT) -> Path:

@@ -117,6 +117,8 @@ def load_benchmark_experiments(settings: BenchmarkSettings, tracking_uri: str) -
         config = Experiment.from_yaml(path).config
         raw = _merged(config.model_dump(mode="json"), settings.overrides)
         raw = _merged(raw, settings.strategy_overrides.get(stem, {}))
+        # the studies share their data: loaded once, released when the benchmark ends
+        raw["dataset"] = {**raw["dataset"], "keep_loaded": True}
         base_name, base_seed = raw["name"], int(raw.get("seed", 0))
         raw["tracking"] = {
             "enabled": True, "uri": tracking_uri,
@@ -168,6 +170,18 @@ def tracking_server(settings: BenchmarkSettings) -> tuple[str, TrackingServer | 
     return server.url, server
 
 
+def _release_data(experiments: Mapping[str, list[Experiment]]) -> None:
+    """Free the data actors the benchmark's studies kept on a cluster it joined (not its own Ray)."""
+    from hpsearch.parallel import import_ray
+    from hpsearch.tune.runner import data_key
+    from hpsearch.tune.shards import release_shards
+
+    if not import_ray().is_initialized():
+        return
+    for key in {data_key(e.config) for repeats in experiments.values() for e in repeats}:
+        release_shards(key)
+
+
 def run_paper_benchmark(settings: BenchmarkSettings) -> BenchmarkReport:
     """Run the strategies one after the other, then write and log the comparison.
 
@@ -182,6 +196,7 @@ def run_paper_benchmark(settings: BenchmarkSettings) -> BenchmarkReport:
     out.mkdir(parents=True, exist_ok=True)
     uri, server = tracking_server(settings)
     started_ray = False
+    experiments: dict[str, list[Experiment]] = {}
     try:
         experiments = load_benchmark_experiments(settings, uri)
         for repeats in experiments.values():
@@ -207,6 +222,8 @@ def run_paper_benchmark(settings: BenchmarkSettings) -> BenchmarkReport:
     finally:
         if started_ray:
             stop_ray()
+        elif experiments:
+            _release_data(experiments)
         if server is not None and not settings.keep_server:
             server.stop()
             (out / "mlflow" / SERVER_FILE).unlink(missing_ok=True)

@@ -8,13 +8,15 @@ wall time. Two modes, alternated round by round so that both see the same machin
 
 * ``local``: the study starts its own Ray and stops it (a laptop, a CI job);
 * ``joined``: a Ray started beforehand with ``ray start --head`` (the service's set-up: a
-  cluster that outlives the studies), joined with ``--address auto``.
+  cluster that outlives the studies), joined with ``--address auto``;
+* ``joined-kept``: the same, with ``dataset.keep_loaded: true``; a first study on the data loads
+  it (not counted), the measured second one finds it loaded.
 
 ``--baseline PYTHON`` also runs another installation (e.g. the venv of an older checkout) in
 the same alternation, so a change is measured side by side with what it replaces.
 
     python benchmarks/bench_study_overhead.py [--experiment experiments/quick/naswot.yaml] \
-        [--rounds 3] [--modes local joined] [--baseline /path/to/other/.venv/bin/python] \
+        [--rounds 3] [--modes local joined joined-kept] [--baseline /path/to/other/.venv/bin/python] \
         [--out results/bench_study_overhead.json]
 """
 
@@ -73,6 +75,17 @@ def running_ray(ray: Path, cpus: int) -> Iterator[None]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def _kept_copy(experiment: Path, folder: Path) -> Path:
+    """The experiment file with ``dataset.keep_loaded: true``, written into `folder`."""
+    import yaml
+
+    raw = yaml.safe_load(experiment.read_text())
+    raw.setdefault("dataset", {})["keep_loaded"] = True
+    path = folder / f"{experiment.stem}-kept.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
 def _median(rows: list[dict[str, Any]], column: str) -> float:
     return statistics.median(float(r[column]) for r in rows)
 
@@ -81,7 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", type=Path, default=Path("experiments/quick/naswot.yaml"))
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--modes", nargs="+", choices=("local", "joined"), default=["local", "joined"])
+    parser.add_argument("--modes", nargs="+", choices=("local", "joined", "joined-kept"),
+                        default=["local", "joined", "joined-kept"])
     parser.add_argument("--baseline", type=Path, default=None,
                         help="the python of another installation to measure alongside (label: baseline)")
     parser.add_argument("--out", type=Path, default=Path("results/bench_study_overhead.json"))
@@ -101,6 +115,11 @@ def main() -> None:
                     if mode == "joined":
                         with running_ray(python.with_name("ray"), os.cpu_count() or 1):
                             row = one_run(hpsearch, experiment, work, name, "auto")
+                    elif mode == "joined-kept":
+                        kept = _kept_copy(experiment, work)
+                        with running_ray(python.with_name("ray"), os.cpu_count() or 1):
+                            one_run(hpsearch, kept, work, name + "-loads", "auto")
+                            row = one_run(hpsearch, kept, work, name, "auto")
                     else:
                         row = one_run(hpsearch, experiment, work, name, None)
                     rows.append({"install": label, "mode": mode, "round": number + 1, **row})

@@ -53,6 +53,8 @@ class BenchmarkSettings:
     address: str | None = None
     tracking_uri: str | None = None
     overwrite: bool = False
+    #: keep the studies an earlier run of this benchmark finished (same settings) and run the rest
+    resume: bool = False
     keep_server: bool = False
     progress: bool = True
     overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -136,14 +138,47 @@ def load_benchmark_experiments(settings: BenchmarkSettings, tracking_uri: str) -
     return experiments
 
 
-def _fresh_folder(experiment: Experiment, overwrite: bool) -> None:
+def _fresh_folder(experiment: Experiment, overwrite: bool, resume: bool = False) -> StudyResult | None:
+    """Make room for the study; with `resume`, its earlier result when it ran to the end with the
+    same settings (None: run it; an unfinished earlier run is removed)."""
     folder = experiment.config.results_dir
     if not folder.exists():
-        return
-    if not overwrite:
-        raise ConfigError(f"{folder} holds an earlier run of study {experiment.config.name!r}: pass --overwrite "
-                          "to replace it or choose another --out")
+        return None
+    if resume and not overwrite:
+        earlier = _finished_study(experiment)
+        if earlier is not None:
+            return earlier
+        logger.info("study %s did not finish in the earlier run: it runs again", experiment.config.name)
+    elif not overwrite:
+        raise ConfigError(f"{folder} holds an earlier run of study {experiment.config.name!r}: pass --resume to "
+                          "keep the finished studies, --overwrite to replace them, or choose another --out")
     shutil.rmtree(folder)
+    return None
+
+
+def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A study's settings without where it ran and logged (a resumed benchmark has a new server)."""
+    return {k: v for k, v in config.items() if k not in ("storage_path", "tracking")}
+
+
+def _finished_study(experiment: Experiment) -> StudyResult | None:
+    """The saved result of the study if it ran to its end (retrains included); ConfigError when
+    the folder holds a study with other settings."""
+    import json
+
+    from hpsearch.tune.results import RESULT_FILE, StudyResult
+    from hpsearch.tune.runner import CONFIG_FILE
+
+    folder = experiment.config.results_dir
+    saved = folder / CONFIG_FILE
+    if not saved.is_file() or not (folder / RESULT_FILE).is_file():
+        return None
+    if _comparable(json.loads(saved.read_text())) != _comparable(experiment.config.model_dump(mode="json")):
+        raise ConfigError(f"{folder} holds study {experiment.config.name!r} with other settings than this "
+                          "benchmark's: pass --overwrite to replace it or choose another --out")
+    result = StudyResult.load(folder)
+    finished = result.final is not None or not experiment.config.retrains
+    return result if finished else None
 
 
 def tracking_server(settings: BenchmarkSettings) -> tuple[str, TrackingServer | None]:
@@ -199,10 +234,15 @@ def run_paper_benchmark(settings: BenchmarkSettings) -> BenchmarkReport:
     experiments: dict[str, list[Experiment]] = {}
     try:
         experiments = load_benchmark_experiments(settings, uri)
+        kept: dict[str, StudyResult] = {}
         for repeats in experiments.values():
             for experiment in repeats:
                 experiment.validate()
-                _fresh_folder(experiment, settings.overwrite)
+                earlier = _fresh_folder(experiment, settings.overwrite, settings.resume)
+                if earlier is not None:
+                    kept[experiment.config.name] = earlier
+        if kept:
+            logger.info("keeping %d studies the earlier run finished: %s", len(kept), ", ".join(sorted(kept)))
         started_ray = ensure_ray(settings.address)
         results: dict[str, list[StudyResult]] = {stem: [] for stem in experiments}
         started = time.perf_counter()
@@ -213,6 +253,9 @@ def run_paper_benchmark(settings: BenchmarkSettings) -> BenchmarkReport:
                 experiment = repeats[repeat]
                 title = (f"study {index}/{total}: {LABELS[stem]}, repeat {repeat + 1}/{settings.n_repeats} "
                          f"({experiment.config.name})")
+                if experiment.config.name in kept:
+                    results[stem].append(kept[experiment.config.name])
+                    continue
                 with StudyProgress(title, enabled=settings.progress) as progress:
                     results[stem].append(experiment.run(address=settings.address, callbacks=[progress.callback()]))
                     progress.done(results[stem][-1])

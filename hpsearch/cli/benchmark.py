@@ -106,6 +106,8 @@ def paper(
     address: Optional[str] = typer.Option(None, help="Ray address: 'auto' or 'ray://host:10001' (default: local)."),
     mlflow_experiment: Optional[str] = typer.Option(None, "--mlflow-experiment", help="MLflow experiment name."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace earlier studies in the results folder."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the studies an earlier run finished (same settings) "
+                                "and run the rest: a long benchmark can run in pieces."),
     keep_ui: bool = typer.Option(False, "--keep-ui", help="Leave the MLflow server it starts running."),
     verbose: bool = typer.Option(False, "--log", help="Show the INFO logs of every step."),
     repeats: Optional[int] = typer.Option(None, "--repeats", "-r", help="Studies per strategy, with different "
@@ -118,7 +120,7 @@ def paper(
     console = _console()
     settings = BenchmarkSettings(out=out, quick=quick, strategies=tuple(strategies) if strategies else None,
                                  experiments_dir=experiments, mlflow_experiment=mlflow_experiment, address=address,
-                                 overwrite=overwrite, keep_server=keep_ui, repeats=repeats)
+                                 overwrite=overwrite, resume=resume, keep_server=keep_ui, repeats=repeats)
     console.print(f"benchmark: {', '.join(settings.names)}, {settings.n_repeats} repeats each -> {out}", style="bold")
     report = run_paper_benchmark(settings)
     print_report(report, console)

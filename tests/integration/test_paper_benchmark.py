@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import yaml
 from hpsearch.api import Experiment
 from hpsearch.bench import PAPER_STRATEGIES, QUICK_STRATEGIES, BenchmarkSettings, check_target, run_paper_benchmark
 from hpsearch.bench.paper import LABELS, experiment_files
+from hpsearch.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = REPO / "experiments"
@@ -165,6 +167,18 @@ def test_tiny_benchmark_writes_table_figures_and_mlflow(ray_local, mlflow_server
     tpe_runs = [r for r in studies if r.data.params.get("strategy") == "tpe" and "scheduler" in r.data.params
                 and r.data.params["scheduler"] == "none"]
     assert tpe_runs and all(r.data.metrics["speedup_vs_tpe"] == pytest.approx(1.0) for r in tpe_runs)
+
+    # a benchmark run in pieces: --resume keeps every finished study (no study runs again) ...
+    results = sorted((report.folder / "studies").glob("*/result.json"))
+    stamps = {path: path.stat().st_mtime_ns for path in results}
+    again = run_paper_benchmark(dataclasses.replace(settings, resume=True))
+    assert {path: path.stat().st_mtime_ns for path in results} == stamps and len(stamps) == 6
+    assert list(again.runs["test_error_mev_per_atom"]) == list(report.runs["test_error_mev_per_atom"])
+    # ... and refuses a folder whose study had other settings
+    with pytest.raises(ConfigError, match="other settings"):
+        run_paper_benchmark(dataclasses.replace(settings, resume=True, overrides={**settings.overrides, "retrains": 3}))
+    with pytest.raises(ConfigError, match="--resume"):
+        run_paper_benchmark(settings)
 
 
 def test_noise_floor_by_hand() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 #: A local Ray without token auth and usage statistics.
 RAY = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -84,8 +84,16 @@ def one_thread_per_process() -> dict[str, str]:
 def scoped(values: Mapping[str, str]) -> Iterator[None]:
     """``values`` in the environment while the block runs (processes it spawns inherit them);
     the previous values are restored afterwards."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
+    with preserved(values):
+        os.environ.update(values)
+        yield
+
+
+@contextlib.contextmanager
+def preserved(names: Iterable[str]) -> Iterator[None]:
+    """The variables ``names`` as they were before the block, whatever code inside it wrote
+    (e.g. ``mlflow.set_tracking_uri``, which exports ``MLFLOW_TRACKING_URI``)."""
+    saved = {name: os.environ.get(name) for name in names}
     try:
         yield
     finally:

@@ -75,17 +75,15 @@ def using_tracking_uri(uri: str) -> Iterator[None]:
     import mlflow
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    env_before = os.environ.get("MLFLOW_TRACKING_URI")
+    from hpsearch import _env
+
     global_before = getattr(tracking_utils, "_tracking_uri", None)
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(global_before)  # type: ignore[arg-type]  # None: back to the default
-        if env_before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = env_before
+    with _env.preserved(["MLFLOW_TRACKING_URI"]):
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(global_before)  # type: ignore[arg-type]  # None: back to the default
 
 
 def _warm_up(tracking_uri: str, experiment_name: str) -> None:

@@ -252,18 +252,11 @@ def _tracking_callbacks(config: ExperimentConfig, settings: TrialSettings) -> li
     return [StudyCallback(tracker, params, artifacts)]
 
 
-@contextlib.contextmanager
-def _warming_up_tracking(config: ExperimentConfig) -> Iterator[threading.Thread]:
-    """MLflow and matplotlib loaded in a background thread during the block; the thread is joined
-    when the block ends, also on an error (a new SQLite store is never left half-created)."""
+def _warm_up_tracking(config: ExperimentConfig) -> threading.Thread | None:
+    """MLflow and matplotlib loading in a background thread (None: tracking is off); join it
+    before the first logging call, also on an error (a new SQLite store is never left half-made)."""
     tracker = study_tracker(config, config.results_dir)
-    thread = tracker.warm_up() if tracker is not None else threading.Thread(target=lambda: None)
-    if tracker is None:
-        thread.start()
-    try:
-        yield thread
-    finally:
-        thread.join()
+    return tracker.warm_up() if tracker is not None else None
 
 
 def run_study(
@@ -293,12 +286,16 @@ def run_study(
         ensure_ray(address)
         check_resources(config, local=address is None)
     started = time.perf_counter()
-    with _warming_up_tracking(config) as warm_up:  # while the data actors load (the driver waits)
+    warm_up = _warm_up_tracking(config)  # while the data actors load (the driver waits)
+    try:
         with phases("data_placement_s"):
             data = prepare_trials(config, kinds)
         with phases("setup_s"):
             strategy, data = settle_strategy(config, strategy, scheduler, data)
-            warm_up.join()
+    finally:
+        with phases("setup_s"):
+            if warm_up is not None:
+                warm_up.join()
     settings = data.settings
     with phases("setup_s"):
         tuner = build_tuner(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from hpsearch.errors import DataError
 
-__all__ = ["Split", "split_snapshots"]
+__all__ = ["Split", "default_split_counts", "split_snapshots"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,3 +84,16 @@ def split_snapshots(
         validation=tuple(names[n_train : n_train + n_validation]),
         test=tuple(names[n_train + n_validation : needed]),
     )
+
+
+def default_split_counts(n_snapshots: int) -> tuple[int, int, int]:
+    """(train, validation, test) counts for a store of ``n_snapshots`` when none is given: about
+    40 % test and 20 % validation (at least one each), the rest trains; 4 -> 2:1:1, 10 -> 4:2:4."""
+    if n_snapshots < 3:
+        raise DataError(
+            f"the store holds {n_snapshots} snapshot(s): a default split needs at least 3 (one each to train, "
+            "validate and test); give the split explicitly or add snapshots"
+        )
+    n_test = max(1, (2 * n_snapshots) // 5)
+    n_validation = max(1, n_snapshots // 5)
+    return n_snapshots - n_validation - n_test, n_validation, n_test

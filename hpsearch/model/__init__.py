@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+from hpsearch.model.baselines import BaselineReport, store_baselines
 from hpsearch.model.data import TestSnapshot, TrainingData
 from hpsearch.model.evaluation import Evaluation, RetrainResult, evaluate, retrain
 from hpsearch.model.network import ACTIVATIONS, NetworkSpec, build_network, count_parameters
@@ -29,6 +30,7 @@ from hpsearch.model.training import (
 
 __all__ = [
     "ACTIVATIONS",
+    "BaselineReport",
     "EpochCallback",
     "Evaluation",
     "LoadedModel",
@@ -50,6 +52,7 @@ __all__ = [
     "merge_moments",
     "resolve_device",
     "retrain",
+    "store_baselines",
     "train",
     "validation_loss",
 ]

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +37,12 @@ _CHUNK = 1 << 16
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-    """Per-snapshot errors (in test-snapshot order) and their means; the objective is the MAE."""
+    """Per-snapshot errors (in test-snapshot order) and their means; the objective is the MAE.
+
+    ``signed_band_energy_errors_mev_per_atom`` keeps the sign (predicted - reference, per atom):
+    a network's error is mostly the sign and size of its total-DOS bias, which averages out only
+    over snapshots and seeds when the sign is kept.
+    """
 
     names: list[str]
     band_energy_errors_mev_per_atom: list[float]
@@ -45,6 +51,17 @@ class Evaluation:
     mean_ldos_rmse: float
     band_energies_ev: list[float]  # from the predicted LDOS
     reference_band_energies_ev: list[float]  # from the test LDOS, same physics
+    signed_band_energy_errors_mev_per_atom: list[float] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly values (NaN stays NaN)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evaluation:
+        """Inverse of :meth:`to_dict` (files written before the signed errors existed load too)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +152,8 @@ def evaluate(
         raise DataError(f"reference LDOS of test snapshots {bad} give no Fermi level for their electron "
                         "count: check n_electrons, the voxel volume and the energy grid of the store")
     n_atoms = torch.tensor([s.n_atoms for s in test_snapshots], dtype=torch.float64)
-    errors = ((e_pred - e_true).abs() / n_atoms * 1000.0).tolist()
+    signed = (e_pred - e_true) / n_atoms * 1000.0
+    errors = signed.abs().tolist()
     rmses = [p[2] for p in predicted]
     return Evaluation(
         names=[s.name for s in test_snapshots],
@@ -145,6 +163,7 @@ def evaluate(
         mean_ldos_rmse=float(np.mean(rmses)),
         band_energies_ev=e_pred.tolist(),
         reference_band_energies_ev=e_true.tolist(),
+        signed_band_energy_errors_mev_per_atom=signed.tolist(),
     )
 
 

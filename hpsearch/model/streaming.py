@@ -150,6 +150,10 @@ class StoreReader:
         """Snapshot names in the store."""
         return self._store.names
 
+    def close(self) -> None:
+        """Close the store file (reads after this fail)."""
+        self._store.close()
+
     def size(self, name: str) -> int:
         if name not in self._sizes:
             self._sizes[name] = self._store.n_points(name)

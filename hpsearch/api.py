@@ -21,12 +21,14 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from hpsearch.config.experiment import (
     ExperimentConfig,
+    SplitConfig,
     load_experiment,
     parse_experiment,
     renamed,
@@ -38,10 +40,17 @@ if TYPE_CHECKING:
     from ray.tune import Callback
 
     from hpsearch.data.descriptor_scan import ScanReport
+    from hpsearch.data.splits import Split
     from hpsearch.descriptors.scan import AcsdScanConfig, SettingResult
+    from hpsearch.model.baselines import BaselineReport
 
-__all__ = ["Experiment", "ExperimentConfig", "StudyResult", "acsd_scan", "load_scan_config", "proxy_study",
-           "run_acsd_scan"]
+__all__ = ["Experiment", "ExperimentConfig", "StudyResult", "acsd_scan", "baselines", "load_scan_config",
+           "proxy_study", "run_acsd_scan"]
+
+logger = logging.getLogger(__name__)
+
+#: what `split` of :func:`baselines` accepts
+SplitLike = Union["Split", SplitConfig, Mapping[str, Any], str, Sequence[int], None]
 
 
 class Experiment:
@@ -150,8 +159,9 @@ def proxy_study(config: Any = None, out_dir: str | Path = "results/proxy_study",
     elif isinstance(config, Mapping):
         config = validate_mapping(ProxyStudyConfig, dict(config), "proxy study", "store, n_architectures, ...")
     if overrides:
-        config = validate_mapping(ProxyStudyConfig, {**config.model_dump(), **overrides}, "proxy study",
-                                  "store, n_architectures, ...")
+        # only the keys set: architectures: all refuses an n_architectures someone gave
+        config = validate_mapping(ProxyStudyConfig, {**config.model_dump(exclude_unset=True), **overrides},
+                                  "proxy study", "store, n_architectures, ...")
     study = run_proxy_study(config)
     files = write_study(study, out_dir)
     if config.tracking_enabled():
@@ -159,3 +169,57 @@ def proxy_study(config: Any = None, out_dir: str | Path = "results/proxy_study",
 
         log_proxy_study(study, out_dir, files)
     return study
+
+
+def baselines(
+    store: str | Path = "default", split: SplitLike = None, *, ridge_lambda: float | None = None,
+    descriptor_scaling: str = "feature-standard", ldos_scaling: str = "minmax",
+) -> BaselineReport:
+    """Ridge regression and the constant training-mean LDOS on a store's split: the bar a network
+    must clear before architectures can be told apart (test LDOS RMSE, band-energy errors).
+
+    ``store``: a store path, or "default" / "small" (generated on first use). ``split``: a Split,
+    a SplitConfig or its mapping, ``"4:2:4"`` (counts in store order) or ``"s0,s1:s2:s3"``
+    (names), three counts, or None for a default division of the store's snapshots (about 40 %
+    test, 20 % validation, the rest trains). Example::
+
+        report = hpsearch.api.baselines("small", split="2:1:1")
+        print(report.markdown()); report.ldos_rmse("ridge", "test")
+    """
+    from hpsearch.data.generate import resolve_store
+    from hpsearch.model.baselines import DEFAULT_RIDGE_LAMBDA, store_baselines
+
+    path = resolve_store(store, key="store")
+    chosen = baseline_split(path, split)
+    lam = DEFAULT_RIDGE_LAMBDA if ridge_lambda is None else ridge_lambda
+    return store_baselines(path, chosen, ridge_lambda=lam, descriptor_mode=descriptor_scaling,  # type: ignore[arg-type]
+                           ldos_mode=ldos_scaling)  # type: ignore[arg-type]
+
+
+def baseline_split(store_path: Path, split: SplitLike) -> Split:
+    """The Split of ``split`` (see :func:`baselines`) on the store at ``store_path``."""
+    from hpsearch.data import Split, open_store
+    from hpsearch.data.splits import default_split_counts
+    from hpsearch.errors import ConfigError, validate_mapping
+    from hpsearch.tune.runner import split_of
+
+    if isinstance(split, Split):
+        return split
+    if split is None:
+        with open_store(store_path) as opened:
+            counts = default_split_counts(len(opened.names))
+        logger.info("no split given: %d train, %d validation, %d test snapshots in store order", *counts)
+        spec = SplitConfig(train=counts[0], validation=counts[1], test=counts[2])
+    elif isinstance(split, SplitConfig):
+        spec = split
+    elif isinstance(split, str):
+        spec = SplitConfig.parse(split, "split")
+    elif isinstance(split, Mapping):
+        spec = validate_mapping(SplitConfig, dict(split), "split", "train, validation, test, seed")
+    elif isinstance(split, Sequence) and len(split) == 3 and all(isinstance(v, int) for v in split):
+        spec = validate_mapping(SplitConfig, dict(zip(("train", "validation", "test"), split)), "split",
+                                "three counts")
+    else:
+        raise ConfigError(f"split {split!r} is not a split: give 'TRAIN:VALIDATION:TEST' counts (e.g. '4:2:4'), "
+                          "names per part ('s0,s1:s2:s3'), a Split, a mapping or three counts")
+    return split_of(spec, store_path, key="split")  # type: ignore[no-any-return]

@@ -14,7 +14,7 @@ from hpsearch.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 data_app = typer.Typer(
-    help="Snapshot stores (HDF5): import MALA data, show a summary, recompute descriptors.",
+    help="Snapshot stores (HDF5): import MALA data, show a summary, recompute descriptors, fit baselines.",
     no_args_is_help=True,
 )
 
@@ -154,6 +154,42 @@ def info_command(store: Annotated[Path, typer.Argument(help="Snapshot store (HDF
     for label, value in rows:
         table.add_row(label, value)
     make_console().print(table)
+
+
+@data_app.command("baselines")
+def baselines_command(
+    store: Annotated[str, typer.Argument(help="Snapshot store (HDF5), or 'default' / 'small' (generated).")],
+    split: Annotated[Optional[str], typer.Option(
+        "--split", help="TRAIN:VALIDATION:TEST counts in store order (4:2:4) or names per part (s0,s1:s2:s3) "
+        "[default: about 40 % test, 20 % validation, the rest trains].")] = None,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="Also write the whole result as JSON here.")] = None,
+    ridge_lambda: Annotated[Optional[float], typer.Option(
+        "--ridge-lambda", help="Ridge penalty, relative to a standardised feature's variance [default: 1e-3].")] = None,
+) -> None:
+    """Fit ridge regression and the constant training-mean LDOS on a split and print their errors.
+
+    A network that does not beat ridge in test LDOS RMSE says nothing about architectures on that data.
+    """
+    from rich.table import Table
+
+    from hpsearch.api import baselines
+    from hpsearch.cli.console import make_console
+
+    report = baselines(store, split, ridge_lambda=ridge_lambda)
+    console = make_console()
+    head, rows = report.rows()
+    table = Table(title="baselines (LDOS RMSE in the store's LDOS units; signed = predicted - reference)")
+    for name in head:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(report.split_line(), soft_wrap=True)
+    console.print(table)
+    console.print(report.spread_line(), soft_wrap=True)
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        json_file.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        console.print(f"wrote {json_file}", soft_wrap=True)
 
 
 @data_app.command("release")

@@ -75,6 +75,21 @@ class SplitConfig(_Section):
             raise ValueError(f"each part needs at least one snapshot, got {parts}")
         return self
 
+    @classmethod
+    def parse(cls, text: str, option: str = "--split") -> SplitConfig:
+        """``"TRAIN:VALIDATION:TEST"`` as counts in store order (``"4:2:4"``) or as comma-separated
+        snapshot names per part (``"s0,s1:s2:s3"``; a names part may be empty); ConfigError otherwise."""
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise ConfigError(f"{option} {text!r} is not TRAIN:VALIDATION:TEST: give three counts like 4:2:4 "
+                              "or three comma-separated name lists like s0,s1:s2:s3")
+        if all(p.strip().isdigit() for p in parts):
+            raw: dict[str, Any] = dict(zip(("train", "validation", "test"), (int(p) for p in parts)))
+        else:
+            raw = {k: tuple(n.strip() for n in p.split(",") if n.strip())
+                   for k, p in zip(("train", "validation", "test"), parts)}
+        return validate_mapping(cls, raw, option, "train, validation, test")  # type: ignore[no-any-return]
+
 
 class DatasetConfig(_Section):
     """Where the snapshots come from: a store path, or "default" / "small" (generated on first use).

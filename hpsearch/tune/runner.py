@@ -18,13 +18,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.config.experiment import ExperimentConfig, validate_experiment
+from hpsearch.config.experiment import ExperimentConfig, SplitConfig, validate_experiment
 from hpsearch.config.strategy import SchedulerPlugin, SearchData, Strategy
 from hpsearch.config.trials import TrialKind
 from hpsearch.errors import ConfigError
 from hpsearch.parallel import ensure_ray
 from hpsearch.tune.results import RESULT_FILE, StudyResult, trials_frame
-from hpsearch.tune.final import retrain_winner
+from hpsearch.tune.final import check_skill, retrain_winner, study_baselines
 from hpsearch.tune.kinds import check_first_suggestion, collect_trial_kinds
 from hpsearch.tune.study_tracking import StudyCallback, log_study_end, study_params, study_tracker
 from hpsearch.tune.trainable import TrialSettings, run_trial
@@ -59,16 +59,20 @@ def check_resources(config: ExperimentConfig, local: bool) -> None:
 
 def resolve_split(config: ExperimentConfig, store_path: Path) -> Any:
     """The Split of `dataset.split` (counts split by snapshot, or explicit names checked)."""
+    return split_of(config.dataset.split, store_path)
+
+
+def split_of(spec: SplitConfig, store_path: Path, key: str = "dataset.split") -> Any:
+    """The Split of `spec` on the store at `store_path`; `key` names the setting in errors."""
     from hpsearch.data import Split, open_store, split_snapshots
 
-    spec = config.dataset.split
     with open_store(store_path) as store:
         names = list(store.names)
     if isinstance(spec.train, int):
         return split_snapshots(names, spec.train, spec.validation, spec.test, seed=spec.seed)  # type: ignore[arg-type]
     missing = [n for n in (*spec.train, *spec.validation, *spec.test) if n not in names]  # type: ignore[misc]
     if missing:
-        raise ConfigError(f"dataset.split names {missing} are not in {store_path}; it has {names}")
+        raise ConfigError(f"{key} names {missing} are not in {store_path}; it has {names}")
     return Split(train=tuple(spec.train), validation=tuple(spec.validation), test=tuple(spec.test))  # type: ignore[arg-type]
 
 
@@ -201,8 +205,14 @@ def _finish(config: ExperimentConfig, grid: ResultGrid, wall_seconds: float, dat
                 final, kept = retrain_winner(config, result.best_config, data.settings, list(data.test_names),
                                              config.results_dir, config.retrains)
             result.set_final(final)
-            logger.info("winner retrained: test error %.4g ± %.2g meV/atom over %d seeds (%.1f core-s)",
-                        final.test_mean, final.test_std, config.retrains, final.core_seconds)
+            logger.info("winner retrained: test error %.4g ± %.2g meV/atom, test LDOS RMSE %.4g ± %.2g over %d "
+                        "seeds (%.1f core-s)", final.test_mean, final.test_std, final.test_ldos_rmse,
+                        final.test_ldos_rmse_std, config.retrains, final.core_seconds)
+    with phases("baselines_s"):
+        searched = data.settings.split
+        whole = dataclasses.replace(searched, test=tuple(data.test_names))
+        result.baselines = study_baselines(config, data.settings.store_path, whole)
+    check_skill(result)
     tracker = study_tracker(config, config.results_dir)
     if tracker is not None:
         with phases("tracking_end_s"):
@@ -238,7 +248,8 @@ class Phases:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
-def _tracking_callbacks(config: ExperimentConfig, settings: TrialSettings) -> list[Callback]:
+def _tracking_callbacks(config: ExperimentConfig, settings: TrialSettings, strategy: Strategy,
+                        scheduler: SchedulerPlugin | None) -> list[Callback]:
     tracker = study_tracker(config, config.results_dir)
     if tracker is None:
         return []
@@ -246,7 +257,8 @@ def _tracking_callbacks(config: ExperimentConfig, settings: TrialSettings) -> li
 
     with open_store(settings.store_path) as store:
         store_hash = store.content_hash()
-    params = study_params(config, settings.store_path, store_hash)
+    settled = {**(scheduler.tracking_params() if scheduler is not None else {}), **strategy.tracking_params()}
+    params = study_params(config, settings.store_path, store_hash, settled)
     artifacts = [str(config.results_dir / CONFIG_FILE)]
     logger.info("tracking in MLflow at %s (experiment %r)", tracker.tracking_uri, tracker.experiment_name)
     return [StudyCallback(tracker, params, artifacts)]
@@ -301,7 +313,8 @@ def run_study(
         tuner = build_tuner(
         _trainable(settings), strategy, name=TUNE_DIR, storage_path=folder, scheduler=scheduler,
         max_trials=config.budget.max_trials, max_concurrent=config.budget.max_concurrent,
-        resources=config.resources.as_tune(), callbacks=[*callbacks, *_tracking_callbacks(config, settings)],
+        resources=config.resources.as_tune(),
+        callbacks=[*callbacks, *_tracking_callbacks(config, settings, strategy, scheduler)],
         max_failures=config.budget.max_failures,
         time_budget_s=config.budget.time_budget_s, interrupt_after_trials=interrupt_after_trials,
         )

@@ -13,6 +13,13 @@ RETRAIN_MEAN = "test_error_mev_per_atom"
 RETRAIN_STD = "test_error_std_mev_per_atom"
 #: validation error of the retrain whose model is saved (the one with the best validation error)
 RETRAIN_VAL = "saved_model_val_error_mev_per_atom"
+#: the retrains' test LDOS RMSE (mean, sample std over seeds; the store's LDOS units): the low-noise metric
+TEST_LDOS_RMSE = "test_ldos_rmse"
+TEST_LDOS_RMSE_STD = "test_ldos_rmse_std"
+#: the baselines of the study's split (test LDOS RMSE) and the winner's skill = ridge / winner
+RIDGE_TEST_LDOS_RMSE = "ridge_test_ldos_rmse"
+CONSTANT_TEST_LDOS_RMSE = "constant_test_ldos_rmse"
+SKILL = "skill"
 TRIALS_COMPLETED = "trials_completed"
 TRIALS_PRUNED = "trials_pruned"
 TRIALS_FAILED = "trials_failed"
@@ -29,6 +36,11 @@ SUMMARY_METRICS = (
     RETRAIN_MEAN,
     RETRAIN_STD,
     RETRAIN_VAL,
+    TEST_LDOS_RMSE,
+    TEST_LDOS_RMSE_STD,
+    RIDGE_TEST_LDOS_RMSE,
+    CONSTANT_TEST_LDOS_RMSE,
+    SKILL,
     TRIALS_COMPLETED,
     TRIALS_PRUNED,
     TRIALS_FAILED,

@@ -26,6 +26,9 @@ _TAG_PREFIX = "mlflow.sharedViewState."
 COMPARISON_METRICS = (
     keys.RETRAIN_MEAN,
     keys.RETRAIN_STD,
+    keys.TEST_LDOS_RMSE,
+    keys.RIDGE_TEST_LDOS_RMSE,
+    keys.SKILL,
     keys.BEST_ERROR,
     keys.CORE_SECONDS,
     keys.RETRAIN_CORE_SECONDS,

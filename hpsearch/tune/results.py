@@ -19,6 +19,8 @@ from hpsearch.errors import ConfigError
 if TYPE_CHECKING:
     from ray.tune import Result, ResultGrid
 
+    from hpsearch.model.baselines import BaselineReport
+
 RESULT_FILE = "result.json"
 TRIALS_FILE = "trials.csv"
 COLUMNS = (
@@ -102,7 +104,11 @@ class StudyResult:
     mean band-energy error over the validation snapshots. The test snapshots are read once, by
     the winner's retrains (``retrains`` > 0): ``test_error_mev_per_atom`` is their mean,
     ``test_error_std_mev_per_atom`` the sample std over retrain seeds, ``test_errors_mev_per_atom``
-    one value per seed (NaN for a retrain that failed). Compute is counted apart for the search
+    one value per seed (NaN for a retrain that failed). ``test_ldos_rmse`` (mean),
+    ``test_ldos_rmse_std`` and ``test_ldos_rmses`` (per seed) are the same for the LDOS RMSE (the
+    store's LDOS units), the low-noise metric. ``baselines``: ridge and constant-mean LDOS
+    predictors fitted on the study's own split after the search; ``skill`` = ridge's test LDOS RMSE
+    over the winner's (> 1: the winner beats ridge). Compute is counted apart for the search
     (``core_seconds``/``gpu_seconds``: trial time x per-trial resources) and the retrains.
     """
 
@@ -125,8 +131,32 @@ class StudyResult:
     #: what selected: the Tune metric of the experiment's ``objective``
     objective_metric: str = METRIC
     #: wall seconds per phase of the last run (ray_start_s, data_placement_s, setup_s, search_s,
-    #: results_s, retrains_s, tracking_end_s)
+    #: results_s, retrains_s, baselines_s, tracking_end_s)
     phases: dict[str, float] = dataclasses.field(default_factory=dict)
+    test_ldos_rmse: float | None = None
+    test_ldos_rmse_std: float | None = None
+    test_ldos_rmses: list[float] = dataclasses.field(default_factory=list)
+    #: ridge and constant-mean baselines of the study's split (None: not computed)
+    baselines: BaselineReport | None = None
+
+    @property
+    def ridge_test_ldos_rmse(self) -> float | None:
+        return self._baseline("ridge_test_ldos_rmse")
+
+    @property
+    def constant_test_ldos_rmse(self) -> float | None:
+        return self._baseline("constant_test_ldos_rmse")
+
+    @property
+    def skill(self) -> float | None:
+        """Ridge's test LDOS RMSE over the retrained winner's: > 1 means the winner beats ridge
+        (None without baselines or retrains)."""
+        if self.baselines is None:
+            return None
+        return finite_or_none(self.baselines.skill(self.test_ldos_rmse))
+
+    def _baseline(self, key: str) -> float | None:
+        return None if self.baselines is None else finite_or_none(self.baselines.metrics()[key])
 
     @property
     def best_error_mev_per_atom(self) -> float | None:
@@ -173,6 +203,9 @@ class StudyResult:
         self.test_error_std_mev_per_atom = finite_or_none(final.test_std)
         self.retrain_core_seconds = float(final.core_seconds)
         self.retrain_gpu_seconds = float(final.gpu_seconds)
+        self.test_ldos_rmses = [float(v) for v in getattr(final, "test_ldos_rmses", [])]
+        self.test_ldos_rmse = finite_or_none(getattr(final, "test_ldos_rmse", None))
+        self.test_ldos_rmse_std = finite_or_none(getattr(final, "test_ldos_rmse_std", None))
 
     def counts(self) -> dict[str, int]:
         """Trials per status."""
@@ -186,6 +219,10 @@ class StudyResult:
             "test_error_mev_per_atom": self.test_error_mev_per_atom,
             "test_error_std_mev_per_atom": self.test_error_std_mev_per_atom,
             "test_errors_mev_per_atom": self.test_errors_mev_per_atom,
+            "test_ldos_rmse": self.test_ldos_rmse, "test_ldos_rmse_std": self.test_ldos_rmse_std,
+            "test_ldos_rmses": self.test_ldos_rmses, "ridge_test_ldos_rmse": self.ridge_test_ldos_rmse,
+            "constant_test_ldos_rmse": self.constant_test_ldos_rmse, "skill": self.skill,
+            "baselines": self.baselines.to_dict() if self.baselines is not None else None,
             "status_counts": self.counts(), "search_core_s": self.core_seconds, "search_gpu_s": self.gpu_seconds,
             "retrain_core_s": self.retrain_core_seconds, "retrain_gpu_s": self.retrain_gpu_seconds,
             "wall_seconds": self.wall_seconds, "phases": self.phases, "results_dir": str(self.results_dir),
@@ -218,6 +255,8 @@ class StudyResult:
             retrain_core_seconds=float(data.get("retrain_core_s") or 0.0),
             retrain_gpu_seconds=float(data.get("retrain_gpu_s") or 0.0),
             objective_metric=data.get("objective_metric", METRIC), phases=dict(data.get("phases") or {}),
+            test_ldos_rmse=data.get("test_ldos_rmse"), test_ldos_rmse_std=data.get("test_ldos_rmse_std"),
+            test_ldos_rmses=list(data.get("test_ldos_rmses") or []), baselines=_baselines(data.get("baselines")),
         )
 
     def summary(self) -> str:
@@ -231,7 +270,24 @@ class StudyResult:
             text += (f"; test error of the retrained winner {self.test_error_mev_per_atom:.4g} ± "
                      f"{self.test_error_std_mev_per_atom or 0.0:.2g} meV/atom over {len(self.test_errors_mev_per_atom)} "
                      f"seeds ({self.retrain_core_seconds:.1f} core-s)")
+        if self.test_ldos_rmse is not None:
+            text += f"; test LDOS RMSE {self.test_ldos_rmse:.4g} ± {self.test_ldos_rmse_std or 0.0:.2g}"
+        if self.baselines is not None:
+            text += (f"; baselines' test LDOS RMSE: ridge {_text(self.ridge_test_ldos_rmse)}, constant "
+                     f"{_text(self.constant_test_ldos_rmse)}; skill (ridge / winner) {_text(self.skill, '.3g')}")
         return text
+
+
+def _text(value: float | None, fmt: str = ".4g") -> str:
+    return "n/a" if value is None else f"{value:{fmt}}"
+
+
+def _baselines(data: dict[str, Any] | None) -> BaselineReport | None:
+    if not data:
+        return None
+    from hpsearch.model.baselines import BaselineReport
+
+    return BaselineReport.from_dict(data)
 
 
 def _highest_rung(done: pd.DataFrame) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,10 @@ def study_tracker(config: ExperimentConfig, folder: Path) -> StudyTracker | None
     return StudyTracker(saved["uri"], saved["experiment"], config.name, folder, study_uid=saved["study_uid"])
 
 
-def study_params(config: ExperimentConfig, store_path: str, store_hash: str) -> dict[str, Any]:
-    """Params of the parent run (never secrets: the config holds no credentials)."""
+def study_params(config: ExperimentConfig, store_path: str, store_hash: str,
+                 settled: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Params of the parent run (never secrets: the config holds no credentials); ``settled``: what the
+    strategy and scheduler report of themselves (``tracking_params``, e.g. the proxy and its sign)."""
     params: dict[str, Any] = {
         "strategy": config.strategy.name,
         "strategy_options": json.dumps(config.strategy.options, sort_keys=True),
@@ -64,6 +67,7 @@ def study_params(config: ExperimentConfig, store_path: str, store_hash: str) -> 
     }
     if config.scheduler:
         params["scheduler_options"] = json.dumps(config.scheduler.options, sort_keys=True)
+    params.update(settled or {})
     return params
 
 
@@ -103,6 +107,9 @@ def log_study_end(tracker: StudyTracker, result: Any, final: Any, best_training:
     }
     if result.best_val_error_mev_per_atom is not None:
         summary[keys.BEST_ERROR] = result.best_val_error_mev_per_atom
+    summary.update({keys.TEST_LDOS_RMSE: result.test_ldos_rmse, keys.TEST_LDOS_RMSE_STD: result.test_ldos_rmse_std,
+                    keys.RIDGE_TEST_LDOS_RMSE: result.ridge_test_ldos_rmse,
+                    keys.CONSTANT_TEST_LDOS_RMSE: result.constant_test_ldos_rmse, keys.SKILL: result.skill})
     for name in ("result.json", "trials.csv"):
         if (result.results_dir / name).is_file():
             tracker.log_artifact(result.results_dir / name)
@@ -115,7 +122,8 @@ def log_study_end(tracker: StudyTracker, result: Any, final: Any, best_training:
         # each retrain's test error on the study's run (step = retrain index); each retrain also
         # has a child run of its own with its seed and validation error, never its test error
         tracker.log_series({"retrain_val_error_mev_per_atom": final.val_errors,
-                            "retrain_test_error_mev_per_atom": final.test_errors})
+                            "retrain_test_error_mev_per_atom": final.test_errors,
+                            "retrain_test_ldos_rmse": final.test_ldos_rmses})
         for index, (seed, value, status) in enumerate(zip(final.seeds, final.val_errors, final.statuses)):
             tracker.log_retrain(index, seed, value, status, saved=index == final.chosen)
         _log_winner(tracker, result.results_dir, final, best_training)

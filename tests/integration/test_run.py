@@ -48,7 +48,10 @@ def test_grid_through_the_command_line(ray_local, small_store: Path, tmp_path: P
     done = frame[frame["status"] == "completed"]
     assert not done.empty
     assert (done["val_error_mev_per_atom"] > 0).all() and (done["epochs"] == 16).all()  # 2 repeats x 8 epochs
-    assert result.best_error_mev_per_atom == pytest.approx(done["val_error_mev_per_atom"].min())
+    # the default objective (ldos_mse) selects: the winner has the lowest validation LDOS loss
+    assert result.objective_metric == "val_ldos_mse"
+    best = done.loc[done["val_ldos_mse"].idxmin()]
+    assert result.best_error_mev_per_atom == pytest.approx(best["val_error_mev_per_atom"])
     assert result.best_config["max_epochs"] == 8 and result.best_config["patience"] == 5
     assert result.core_seconds == pytest.approx(frame["trial_seconds"].sum())  # 1 CPU per trial
     assert result.gpu_seconds == 0.0 and result.wall_seconds > 0

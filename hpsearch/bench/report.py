@@ -1,9 +1,11 @@
 """The benchmark's comparison over repeated studies: the table, figures 3, 5 and 6, the target.
 
-Every strategy runs R times (repeats) with different search seeds; the table gives medians and
-bootstrap 95% CIs over repeats of the retrained winner's test error and of the search compute,
-and a paired comparison with the reference strategies (ratio of test errors repeat by repeat,
-Wilcoxon signed-rank p-value). Files written to the results folder: ``comparison.md``/``.csv``
+Every strategy runs R times (repeats) with different search seeds; the table
+(:mod:`hpsearch.bench.comparison`) gives medians and bootstrap 95% CIs over repeats of the
+retrained winner's test band-energy error, its test LDOS RMSE (the low-noise metric) and the
+search compute, paired comparisons with the reference strategies on both test metrics (ratios
+repeat by repeat, Wilcoxon signed-rank p-values), and the ridge and constant-mean baselines of the
+benchmark's split, fitted once. Files written to the results folder: ``comparison.md``/``.csv``
 (per strategy), ``studies.csv`` (per study), ``figure3_error_vs_compute.png``,
 ``figure5_naswot_vs_error.png``, ``figure6_architectures.png``, ``summary.json``; the same files
 are artifacts of a "comparison" run in the benchmark's MLflow experiment.
@@ -22,12 +24,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hpsearch.bench.comparison import comparison_over_repeats, markdown_over_repeats, ref_key, rows_over_repeats
 from hpsearch.config.strategy import METRIC
 from hpsearch.errors import DataError
 
 if TYPE_CHECKING:
     from hpsearch.api import Experiment
+    from hpsearch.model.baselines import BaselineReport
     from hpsearch.tune.results import StudyResult
+
+__all__ = ["BenchmarkReport", "TargetCheck", "benchmark_baselines", "build_report", "check_target",
+           "comparison_over_repeats", "markdown_over_repeats", "noise_floor", "rows_over_repeats", "study_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +113,8 @@ class BenchmarkReport:
     references: list[str] = dataclasses.field(default_factory=list)
     server_url: str | None = None
     server_pid: int | None = None
+    #: ridge and constant-mean baselines of the benchmark's split (None: could not be computed)
+    baselines: BaselineReport | None = None
 
 
 def check_target(runs: pd.DataFrame, naswot: str = "naswot (fixed)", reference: str = "tpe") -> TargetCheck | None:
@@ -130,8 +139,9 @@ def check_target(runs: pd.DataFrame, naswot: str = "naswot (fixed)", reference: 
 
 
 def study_rows(results: Mapping[str, Sequence[StudyResult]], labels: Mapping[str, str]) -> pd.DataFrame:
-    """One row per study: strategy, repeat, test error of the retrained winner, best validation
-    error, search and retrain compute, wall time, parameters of the winner."""
+    """One row per study: strategy, repeat, test error and test LDOS RMSE of the retrained winner,
+    its skill over ridge, best validation error, search and retrain compute, wall time, parameters
+    of the winner."""
     rows = []
     for stem, repeats in results.items():
         for repeat, result in enumerate(repeats):
@@ -140,6 +150,8 @@ def study_rows(results: Mapping[str, Sequence[StudyResult]], labels: Mapping[str
                 "strategy": labels[stem], "repeat": repeat, "study": result.name,
                 "test_error_mev_per_atom": _nan(result.test_error_mev_per_atom),
                 "test_error_std_mev_per_atom": _nan(result.test_error_std_mev_per_atom),
+                "test_ldos_rmse": _nan(result.test_ldos_rmse), "test_ldos_rmse_std": _nan(result.test_ldos_rmse_std),
+                "skill": _nan(result.skill),
                 "best_val_error_mev_per_atom": _nan(result.best_val_error_mev_per_atom),
                 "search_core_s": result.core_seconds, "retrain_core_s": result.retrain_core_seconds,
                 "wall_seconds": result.wall_seconds, "n_parameters": final.get("n_parameters"),
@@ -164,84 +176,11 @@ def noise_floor(results: Mapping[str, Sequence[StudyResult]]) -> dict[str, Any]:
             "n_studies": len(means)}
 
 
-def comparison_over_repeats(runs: pd.DataFrame, references: Sequence[str] = ("tpe",)) -> pd.DataFrame:
-    """Per strategy: medians with bootstrap 95% CIs over repeats, and paired comparisons with each reference."""
-    from hpsearch.bench.stats import paired_comparison, summarize
-
-    table = []
-    for strategy, group in runs.groupby("strategy", sort=False):
-        group = group.sort_values("repeat")
-        row: dict[str, Any] = {"strategy": strategy, "repeats": len(group)}
-        for column in ("test_error_mev_per_atom", "best_val_error_mev_per_atom", "search_core_s", "retrain_core_s",
-                       "wall_seconds"):
-            s = summarize(list(group[column]))
-            row.update({column: s.median, f"{column}_ci_low": s.low, f"{column}_ci_high": s.high})
-        for reference in references:
-            ref = runs[runs["strategy"] == reference].sort_values("repeat")
-            common = sorted(set(group["repeat"]) & set(ref["repeat"]))
-            mine, theirs = group[group["repeat"].isin(common)], ref[ref["repeat"].isin(common)]
-            key = _ref_key(reference)
-            if strategy == reference or not common:
-                row.update({f"error_ratio_vs_{key}": 1.0 if strategy == reference else math.nan,
-                            f"p_vs_{key}": math.nan, f"speedup_vs_{key}": 1.0 if strategy == reference else math.nan})
-                continue
-            errors = paired_comparison(list(mine["test_error_mev_per_atom"]), list(theirs["test_error_mev_per_atom"]))
-            cost = paired_comparison(list(theirs["search_core_s"]), list(mine["search_core_s"]))
-            row.update({f"error_ratio_vs_{key}": errors.ratio.median, f"error_ratio_vs_{key}_ci_low": errors.ratio.low,
-                        f"error_ratio_vs_{key}_ci_high": errors.ratio.high, f"p_vs_{key}": errors.p_value,
-                        f"better_than_{key}": errors.n_better, f"speedup_vs_{key}": cost.ratio.median})
-        table.append(row)
-    return pd.DataFrame(table)
-
-
-def _ref_key(reference: str) -> str:
-    return reference.replace(" + ", "_").replace(" ", "_").replace("-", "_")
-
-
 def _nan(value: Any) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
-
-
-def rows_over_repeats(table: pd.DataFrame, references: Sequence[str] = ("tpe",)) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of strings: medians [95% CI] over repeats, paired comparisons with the references."""
-    def ci(row: Any, column: str, fmt: str = ".3g") -> str:
-        value = row[column]
-        if not math.isfinite(value):
-            return "n/a"
-        return f"{value:{fmt}} [{row[f'{column}_ci_low']:{fmt}}, {row[f'{column}_ci_high']:{fmt}}]"
-
-    head = ["strategy", "repeats", "test error (meV/atom)", "best validation error", "search compute (core-s)",
-            "retrain compute (core-s)"]
-    for reference in references:
-        head += [f"test error / {reference} (paired)", f"Wilcoxon p vs {reference}", f"speed-up vs {reference}"]
-    rows = []
-    for _, row in table.iterrows():
-        cells = [str(row["strategy"]), str(row["repeats"]), ci(row, "test_error_mev_per_atom"),
-                 ci(row, "best_val_error_mev_per_atom"), ci(row, "search_core_s", ".0f"), ci(row, "retrain_core_s", ".0f")]
-        for reference in references:
-            key = _ref_key(reference)
-            if row["strategy"] == reference:
-                cells += ["1 (reference)", "", ""]
-                continue
-            ratio = row.get(f"error_ratio_vs_{key}", math.nan)
-            cells.append(ci(row, f"error_ratio_vs_{key}", ".2f") if math.isfinite(ratio) else "n/a")
-            p = row.get(f"p_vs_{key}", math.nan)
-            cells.append(f"{p:.3g}" if math.isfinite(p) else "n/a")
-            speed = row.get(f"speedup_vs_{key}", math.nan)
-            cells.append(f"{speed:.1f}x" if math.isfinite(speed) else "n/a")
-        rows.append(cells)
-    return head, rows
-
-
-def markdown_over_repeats(table: pd.DataFrame, references: Sequence[str] = ("tpe",)) -> str:
-    """The comparison as Markdown (see :func:`rows_over_repeats`)."""
-    head, rows = rows_over_repeats(table, references)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return "\n".join(lines)
 
 
 def _final(result: StudyResult) -> dict[str, Any] | None:
@@ -326,7 +265,8 @@ def build_report(results: Mapping[str, Sequence[StudyResult]], experiments: Mapp
     present = set(runs["strategy"]) if not runs.empty else set()
     references = [r for r in references if r in present]
     table = comparison_over_repeats(runs, references) if not runs.empty else pd.DataFrame()
-    markdown = markdown_over_repeats(table, references) if not table.empty else "(no studies)"
+    baselines = benchmark_baselines(results, experiments)
+    markdown = markdown_over_repeats(table, references, baselines) if not table.empty else "(no studies)"
     runs.to_csv(folder / "studies.csv", index=False)
     table.to_csv(folder / "comparison.csv", index=False)
     (folder / "comparison.md").write_text(markdown + "\n")
@@ -340,13 +280,32 @@ def build_report(results: Mapping[str, Sequence[StudyResult]], experiments: Mapp
         figures["figure6"] = architectures
     target = check_target(runs) if not runs.empty else None
     report = BenchmarkReport(table, markdown, folder, figures, target, kendall, wall_seconds, runs,
-                             noise_floor(results), list(references))
+                             noise_floor(results), list(references), baselines=baselines)
     mlflow_experiment = next(iter(experiments.values()))[0].config.tracking.experiment or "paper"
     summary = _summary(report, results, experiments, uri, mlflow_experiment)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _log_comparison(report, uri, mlflow_experiment)
     _annotate_studies(report, experiments, uri)
     return report
+
+
+def benchmark_baselines(results: Mapping[str, Sequence[StudyResult]],
+                        experiments: Mapping[str, Sequence[Experiment]]) -> BaselineReport | None:
+    """The ridge and constant-mean baselines of the benchmark's split (its first experiment's
+    store and split), computed once: a study's own baselines when one has them for that split."""
+    from hpsearch.data.generate import resolve_store
+    from hpsearch.tune.final import study_baselines
+    from hpsearch.tune.runner import resolve_split
+
+    config = next(iter(experiments.values()))[0].config
+    store = resolve_store(config.dataset.store, key="dataset.store")
+    split = resolve_split(config, store)
+    for repeats in results.values():
+        for result in repeats:
+            known = result.baselines
+            if known is not None and known.split == split.to_dict() and Path(known.store) == store:
+                return known
+    return study_baselines(config, store, split)  # type: ignore[no-any-return]
 
 
 def _annotate_studies(report: BenchmarkReport, experiments: Mapping[str, Sequence[Experiment]], uri: str) -> None:
@@ -375,10 +334,11 @@ def _annotate_studies(report: BenchmarkReport, experiments: Mapping[str, Sequenc
                     continue
                 metrics = {"strategy_test_error_median_mev_per_atom": row["test_error_mev_per_atom"],
                            "strategy_test_error_ci_low_mev_per_atom": row["test_error_mev_per_atom_ci_low"],
-                           "strategy_test_error_ci_high_mev_per_atom": row["test_error_mev_per_atom_ci_high"]}
+                           "strategy_test_error_ci_high_mev_per_atom": row["test_error_mev_per_atom_ci_high"],
+                           "strategy_test_ldos_rmse_median": row["test_ldos_rmse"]}
                 mine = report.runs[(report.runs["strategy"] == label) & (report.runs["repeat"] == number)]
                 for reference in report.references:
-                    key = _ref_key(reference)
+                    key = ref_key(reference)
                     theirs = report.runs[(report.runs["strategy"] == reference) & (report.runs["repeat"] == number)]
                     if not mine.empty and not theirs.empty:
                         metrics[f"speedup_vs_{key}"] = float(theirs["search_core_s"].iloc[0]) / float(
@@ -405,7 +365,7 @@ def _verdict_of(label: str, report: BenchmarkReport) -> str:
     reference = report.references[0]
     if label == reference:
         return f"reference of the comparison ({reference})"
-    key = _ref_key(reference)
+    key = ref_key(reference)
     ratio, p = rows.loc[label].get(f"error_ratio_vs_{key}", math.nan), rows.loc[label].get(f"p_vs_{key}", math.nan)
     if not math.isfinite(ratio):
         return f"no paired comparison with {reference}"
@@ -424,6 +384,7 @@ def _summary(report: BenchmarkReport, results: Mapping[str, Sequence[StudyResult
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()},
         "table": report.table.to_dict("records"), "runs": report.runs.to_dict("records"),
         "target": report.target.to_dict() if report.target else None, "noise_floor": report.noise,
+        "baselines": report.baselines.to_dict() if report.baselines is not None else None,
         "kendall_tau": report.kendall, "figures": {k: str(v) for k, v in report.figures.items()},
         "studies": {stem: [{"name": r.name, "folder": str(r.results_dir), "best_config": r.best_config,
                             "final": _final(r), "n_trials": len(r.trials), "status_counts": r.counts(),
@@ -455,6 +416,8 @@ def _log_comparison(report: BenchmarkReport, uri: str, mlflow_experiment: str) -
                         "target_holds_with_ci": float(report.target.holds_with_ci)})
     if report.kendall is not None:
         metrics["kendall_tau_naswot_error"] = float(report.kendall["tau_paper"])
+    if report.baselines is not None:
+        metrics.update({k: v for k, v in report.baselines.metrics().items() if "_test_" in k})
     left = tracker.finish({k: v for k, v in metrics.items() if math.isfinite(v)})
     if left:
         logger.warning("%d MLflow operations of the comparison run are pending in %s", left, tracker.folder)

@@ -46,7 +46,8 @@ def print_report(report: Any, console: Any) -> None:
 
     from hpsearch.bench.report import rows_over_repeats
 
-    head, rows = rows_over_repeats(report.table, report.references) if not report.table.empty else ([], [])
+    head, rows = (rows_over_repeats(report.table, report.references, report.baselines)
+                  if not report.table.empty else ([], []))
     view = Table(title=f"comparison over repeats, medians [bootstrap 95% CI] ({report.folder / 'comparison.md'})")
     for name in head:
         view.add_column(name)
@@ -54,8 +55,9 @@ def print_report(report: Any, console: Any) -> None:
         view.add_row(*row)
     console.print(view)
     console.print("Validation selected every winner; the test errors are the winners' retrains, tested once. "
-                  "p: two-sided Wilcoxon signed-rank test of the paired test-error ratios (with R repeats it "
-                  "cannot go below 2/2^R).")
+                  "p: two-sided Wilcoxon signed-rank test of the paired test-error (or test LDOS RMSE) ratios (with "
+                  "R repeats it cannot go below 2/2^R). The baselines are fitted once on the same split; a "
+                  "strategy whose test LDOS RMSE is not below ridge's found nothing architecture can explain.")
     noise = report.noise
     if noise and math.isfinite(noise.get("ratio", math.nan)):
         console.print(f"noise floor: retrain seeds of one architecture spread by {noise['retrain_seed_std_mev_per_atom']:.3g}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -96,14 +97,37 @@ def test_comparison_over_repeats_pairs_by_repeat() -> None:
     runs["best_val_error_mev_per_atom"] = 1.0
     runs["retrain_core_s"] = 5.0
     runs["wall_seconds"] = 3.0
+    runs["test_ldos_rmse"] = [0.5, 0.25, 0.5, 1.0, 1.0, 1.0]  # naswot's three repeats, then tpe's
     table = comparison_over_repeats(runs, ["tpe"]).set_index("strategy")
     naswot = table.loc["naswot (fixed)"]
     assert naswot["test_error_mev_per_atom"] == pytest.approx(4.0) and naswot["repeats"] == 3
     assert naswot["error_ratio_vs_tpe"] == pytest.approx(4.0) and naswot["p_vs_tpe"] == pytest.approx(0.25)
     assert naswot["speedup_vs_tpe"] == pytest.approx(10.0) and naswot["better_than_tpe"] == 0
-    assert table.loc["tpe", "error_ratio_vs_tpe"] == 1.0
-    text = markdown_over_repeats(table.reset_index(), ["tpe"])
-    assert "4 [2, 6]" in text and "0.25" in text and "10.0x" in text
+    # the same pairing on the test LDOS RMSE: ratios 0.5, 0.25, 0.5 -> median 0.5, every repeat better
+    assert naswot["test_ldos_rmse"] == pytest.approx(0.5) and naswot["ldos_ratio_vs_tpe"] == pytest.approx(0.5)
+    assert naswot["ldos_p_vs_tpe"] == pytest.approx(0.25) and naswot["ldos_better_than_tpe"] == 3
+    assert table.loc["tpe", "error_ratio_vs_tpe"] == 1.0 and table.loc["tpe", "ldos_ratio_vs_tpe"] == 1.0
+    text = markdown_over_repeats(table.reset_index(), ["tpe"], baselines=_baselines(ridge=(3.0, 0.8)))
+    assert "4 [2, 6]" in text and "0.25" in text and "10.0x" in text and "0.5 [0.25, 0.5]" in text
+    lines = text.splitlines()
+    assert len(lines) == 6 and lines[0].count("|") == lines[-1].count("|")  # every row has every column
+    assert lines[-2].startswith("| ridge (baseline) | - | 3 | 0.8 |") and lines[-1].startswith("| constant (baseline)")
+    old = comparison_over_repeats(runs.drop(columns="test_ldos_rmse"), ["tpe"])  # rows of older studies
+    assert "n/a" in markdown_over_repeats(old, ["tpe"]) and old["ldos_ratio_vs_tpe"].isna().iloc[0]
+
+
+def _baselines(ridge: tuple[float, float], constant: tuple[float, float] = (9.0, 2.0)) -> Any:
+    """A BaselineReport with one test snapshot: (band-energy error meV/atom, LDOS RMSE) per predictor."""
+    from hpsearch.model.baselines import BaselineReport
+    from hpsearch.model.evaluation import Evaluation
+
+    def one(error: float, rmse: float) -> Evaluation:
+        return Evaluation(["t"], [error], error, [rmse], rmse, [1.0], [1.0], [error])
+
+    evaluations = {name: {"test": one(*values), "validation": one(*values)}
+                   for name, values in (("ridge", ridge), ("constant", constant))}
+    return BaselineReport("store.h5", {"train": ["a"], "validation": ["v"], "test": ["t"]}, 1e-3, "feature-standard",
+                          "minmax", 10, evaluations, {"test": float("nan"), "validation": float("nan"), "all": 1.0})
 
 
 @pytest.mark.slow
@@ -143,7 +167,18 @@ def test_tiny_benchmark_writes_table_figures_and_mlflow(ray_local, mlflow_server
     naswot = report.table[report.table["strategy"] == "naswot (fixed)"].iloc[0]
     assert 0 < naswot["test_error_mev_per_atom_ci_low"] <= naswot["test_error_mev_per_atom"]
     assert naswot["test_error_mev_per_atom"] <= naswot["test_error_mev_per_atom_ci_high"]
-    assert (report.folder / "comparison.md").read_text().count("\n| ") == 3
+    # three strategies, then the ridge and constant baselines of the benchmark's split
+    assert (report.folder / "comparison.md").read_text().count("\n| ") == 5
+    assert report.baselines is not None
+    assert [len(report.baselines.split[k]) for k in ("train", "validation", "test")] == [2, 1, 1]
+    assert "| ridge (baseline) |" in report.markdown and "| constant (baseline) |" in report.markdown
+    assert summary["baselines"]["ridge_test_ldos_rmse"] == pytest.approx(report.baselines.ldos_rmse("ridge", "test"))
+    assert (report.runs["test_ldos_rmse"] > 0).all() and (report.table["test_ldos_rmse"] > 0).all()
+    assert report.table["ldos_ratio_vs_tpe"].notna().all()
+    for stem, studies in summary["studies"].items():  # each study carries the baseline of its own (same) split
+        for study in studies:
+            saved = json.loads((Path(study["folder"]) / "result.json").read_text())
+            assert saved["baselines"]["split"] == report.baselines.split and saved["skill"] is not None, stem
     assert (report.folder / "studies.csv").is_file() and (report.folder / "comparison.csv").is_file()
     for name in ("figure3", "figure6"):
         assert report.figures[name].is_file() and report.figures[name].stat().st_size > 5000
@@ -161,9 +196,12 @@ def test_tiny_benchmark_writes_table_figures_and_mlflow(ray_local, mlflow_server
     figures = {Path(a.path).name for a in client.list_artifacts(comparison.info.run_id, "figures")}
     assert {"figure3_error_vs_compute.png", "figure6_architectures.png"} <= figures
     assert comparison.data.metrics["target_passed"] == float(report.target.passed)
+    assert comparison.data.metrics["ridge_test_ldos_rmse"] == pytest.approx(report.baselines.ldos_rmse("ridge", "test"))
     # the comparison is on every study's parent run too (the runs table shows it)
     studies = [r for r in runs if r.data.tags.get("hpsearch.role") == "study"]
     assert all("speedup_vs_tpe" in r.data.metrics and "hpsearch.comparison" in r.data.tags for r in studies)
+    for key in ("test_ldos_rmse", "ridge_test_ldos_rmse", "constant_test_ldos_rmse", "skill"):
+        assert all(key in r.data.metrics for r in studies), key
     tpe_runs = [r for r in studies if r.data.params.get("strategy") == "tpe" and "scheduler" in r.data.params
                 and r.data.params["scheduler"] == "none"]
     assert tpe_runs and all(r.data.metrics["speedup_vs_tpe"] == pytest.approx(1.0) for r in tpe_runs)

@@ -88,6 +88,15 @@ def test_the_search_never_sees_the_test_set(
     # ... and only its test figure moves
     assert math.isfinite(original.test_error_mev_per_atom) and math.isfinite(altered.test_error_mev_per_atom)
     assert original.test_error_mev_per_atom != altered.test_error_mev_per_atom
+    assert original.final.val_ldos_rmses == altered.final.val_ldos_rmses
+    assert original.test_ldos_rmse is not None and altered.test_ldos_rmse is not None
+    assert original.test_ldos_rmse != altered.test_ldos_rmse and original.test_ldos_rmses == [original.test_ldos_rmse]
+    # the baselines of the split are fitted on training snapshots: only their test column moves
+    assert original.baselines is not None and altered.baselines is not None
+    for predictor in ("ridge", "constant"):
+        assert original.baselines.ldos_rmse(predictor, "validation") == altered.baselines.ldos_rmse(predictor, "validation")
+        assert original.baselines.ldos_rmse(predictor, "test") != altered.baselines.ldos_rmse(predictor, "test")
+    assert original.skill == pytest.approx(original.baselines.ldos_rmse("ridge", "test") / original.test_ldos_rmse)
 
 
 def test_the_search_data_hold_no_test_snapshot(ray_local: Any, small_store: Path) -> None:

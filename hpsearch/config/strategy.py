@@ -77,7 +77,8 @@ RESERVED_KEYS = {
              "e.g. the NASWOT strategies' 'score': score `_candidates`, no training",
     "_candidates": "list of architecture dicts scored by a 'score' trial (NASWOT strategies)",
     "_seed": "integer added to the experiment seed for this trial's initialisations",
-    "_naswot": "true: report the NASWOT mean score first (the naswot-pruner's wrapper around training)",
+    "_naswot": "true: report the training-free score first (the naswot-pruner's wrapper around training)",
+    "_proxy": "the training-free proxy a 'score' trial ranks `_candidates` with (NASWOT strategies)",
     "_phase": "free-form label of the strategy's phase, logged with the trial",
 }
 
@@ -165,6 +166,11 @@ class Strategy(abc.ABC):
         """Trial kinds this strategy's configs name in ``_kind`` besides 'train'. Default: none."""
         return {}
 
+    def tracking_params(self) -> Mapping[str, Any]:
+        """What the study's MLflow run should record of this strategy beyond its options (e.g. the proxy
+        a NASWOT strategy settled on and its sign). Default: nothing."""
+        return {}
+
     def trial_wrappers(self) -> Sequence[TrialWrapper]:
         """Functions run around the trials of a kind (e.g. training). Default: none."""
         return ()
@@ -192,6 +198,10 @@ class SchedulerPlugin(abc.ABC):
 
     def trial_kinds(self) -> Mapping[str, TrialKind]:
         """Trial kinds this scheduler needs besides 'train'. Default: none."""
+        return {}
+
+    def tracking_params(self) -> Mapping[str, Any]:
+        """What the study's MLflow run should record of this scheduler beyond its options. Default: nothing."""
         return {}
 
     def trial_wrappers(self) -> Sequence[TrialWrapper]:

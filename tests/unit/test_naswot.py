@@ -333,3 +333,50 @@ def test_unknown_or_absent_devices_are_config_errors(be2_batch: torch.Tensor) ->
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device is visible"):
             score_architectures(SPECS[:2], be2_batch, n_init=2, progress=False, device="cuda")
+
+
+# ---------------------------------------------------------------- the sign, by hand
+class _Square(torch.nn.Module):
+    """f(x) = sum(x^2) / 2 per sample: its input Jacobian row of sample i is x_i itself."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (x**2).sum(dim=1, keepdim=True)
+
+
+def _two_rows(c: float) -> torch.Tensor:
+    """Two centred rows with correlation exactly c."""
+    u = np.array([1.0, -1.0, 0.0, 0.0]) / math.sqrt(2.0)
+    v = np.array([0.0, 0.0, 1.0, -1.0]) / math.sqrt(2.0)
+    return torch.tensor(np.stack([u, c * u + math.sqrt(1.0 - c * c) * v]), dtype=torch.float64)
+
+
+def _by_hand(c: float) -> float:
+    """S of the 2x2 correlation matrix [[1, c], [c, 1]]: eigenvalues 1 - c and 1 + c."""
+    return sum(math.log(lam + K) + 1.0 / (lam + K) for lam in (1.0 - c, 1.0 + c))
+
+
+@pytest.mark.parametrize("c", [0.1, 0.9])
+def test_both_signs_against_a_hand_computed_two_sample_matrix(c: float) -> None:
+    from hpsearch.scoring.proxies import proxy_score
+
+    batch = _two_rows(c)
+    paper = naswot_result(_Square(), batch, k=K, convention="paper")
+    v1 = naswot_result(_Square(), batch, k=K, convention="v1")
+    assert paper.ok and v1.ok
+    assert paper.score == pytest.approx(_by_hand(c), rel=1e-12)
+    assert v1.score == pytest.approx(-_by_hand(c), rel=1e-12)
+    # the registered proxies: naswot and its alias naswot-paper are the paper's sign, naswot-v1 the opposite
+    assert proxy_score("naswot", _Square(), batch) == pytest.approx(_by_hand(c), rel=1e-12)
+    assert proxy_score("naswot-paper", _Square(), batch) == pytest.approx(_by_hand(c), rel=1e-12)
+    assert proxy_score("naswot-v1", _Square(), batch) == pytest.approx(-_by_hand(c), rel=1e-12)
+
+
+def test_the_paper_sign_prefers_correlated_jacobians_and_v1_uncorrelated() -> None:
+    from hpsearch.scoring.proxies import proxy_score
+
+    low, high = _two_rows(0.1), _two_rows(0.9)
+    # by hand: S(0.9) = f(0.1) + f(1.9) ~ 8.86 > S(0.1) = f(0.9) + f(1.1) ~ 2.01, f(x) = log(x + k) + 1/(x + k)
+    assert _by_hand(0.9) == pytest.approx(8.857, abs=1e-3) and _by_hand(0.1) == pytest.approx(2.010, abs=1e-3)
+    for name in ("naswot", "naswot-paper"):
+        assert proxy_score(name, _Square(), high) > proxy_score(name, _Square(), low)
+    assert proxy_score("naswot-v1", _Square(), low) > proxy_score("naswot-v1", _Square(), high)

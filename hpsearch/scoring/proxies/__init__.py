@@ -5,7 +5,8 @@ its sign follows its paper). Degenerate networks get :data:`WORST_SCORE` with a 
 an exception or a NaN. Built-ins: ``naswot``, ``naswot-v1``, ``logdet`` (:mod:`.activation`),
 ``synflow``, ``snip``, ``grad-norm``, ``zico`` (:mod:`.gradient`), ``meco``, ``near``
 (:mod:`.representation`), ``params``, ``flops`` (:mod:`.baselines`); plug-ins come from the
-entry-point group ``hpsearch.proxies``.
+entry-point group ``hpsearch.proxies``. ``naswot-paper`` is another name of ``naswot`` (the paper's
+sign); :data:`DEFAULT_PROXY` is what the NASWOT strategies rank with unless told otherwise.
 
 Example:
     >>> net = build_network(NetworkSpec(n_in=91, n_out=64, widths=(64, 32)), seed=0)
@@ -23,9 +24,20 @@ import numpy as np
 import torch
 
 from hpsearch.scoring.proxies._context import WORST_SCORE, ProxyContext, ProxyResult
-from hpsearch.scoring.proxies._registry import ENTRY_POINT_GROUP, PROXIES, Proxy, ProxyRegistry, run_proxy
+from hpsearch.scoring.proxies._registry import (
+    ALIASES,
+    DEFAULT_PROXY,
+    ENTRY_POINT_GROUP,
+    PROXIES,
+    Proxy,
+    ProxyRegistry,
+    proxy_sign,
+    run_proxy,
+)
 
 __all__ = [
+    "ALIASES",
+    "DEFAULT_PROXY",
     "ENTRY_POINT_GROUP",
     "PROXIES",
     "WORST_SCORE",
@@ -35,6 +47,7 @@ __all__ = [
     "ProxyResult",
     "proxy_result",
     "proxy_score",
+    "proxy_sign",
     "score_proxies",
 ]
 

@@ -94,22 +94,25 @@ def score_architectures_proxies(
     the weights). ``progress(done, total)`` is called after each architecture.
     """
     chosen = list(names) if names is not None else list(PROXIES)
-    x, y = _check_batch(chosen, torch.as_tensor(batch), None if targets is None else torch.as_tensor(targets), specs)
+    canonical = {name: PROXIES.canonical(name) for name in chosen}  # naswot-paper is scored as naswot
+    computed = list(dict.fromkeys(canonical.values()))
+    x, y = _check_batch(computed, torch.as_tensor(batch), None if targets is None else torch.as_tensor(targets),
+                        specs)
     seeds = init_seeds(seed, n_init)
     timer = seconds if seconds is not None else {}
     cache: dict[Any, Any] = {}
     out: list[ArchitectureProxyScores] = []
     for index, spec in enumerate(specs):
-        per_proxy = _score_one(spec, chosen, x, y, seeds, seed, timer, cache, fast)
+        per_proxy = _score_one(spec, computed, x, y, seeds, seed, timer, cache, fast)
         scores: dict[str, float] = {}
         reasons: dict[str, str] = {}
         for name in chosen:
-            value, reason = aggregate(PROXIES[name], per_proxy[name], seeds)
+            value, reason = aggregate(PROXIES[name], per_proxy[canonical[name]], seeds)
             scores[name] = value
             if reason is not None:
                 reasons[name] = reason
-        out.append(ArchitectureProxyScores(scores, {k: tuple(r.score for r in v) for k, v in per_proxy.items()},
-                                           reasons))
+        out.append(ArchitectureProxyScores(
+            scores, {name: tuple(r.score for r in per_proxy[canonical[name]]) for name in chosen}, reasons))
         if progress is not None:
             progress(index + 1, len(specs))
     return out

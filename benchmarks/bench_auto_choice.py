@@ -2,9 +2,11 @@
 
 Draws ``--pilots`` seeded random pilots of ``m`` architectures from the study's trained rows,
 chooses the proxy or ensemble with the best pilot tau (:func:`hpsearch.scoring.select_proxy`, the
-rule of :func:`hpsearch.scoring.choose_proxy`), and measures the choice's top-5 regret (lowest
-error among its 5 best-scored architectures over the lowest error) on the rows the pilot did not
-see, and on all rows. Prints a table and writes JSON.
+rule of :func:`hpsearch.scoring.choose_proxy`: judged on the validation LDOS RMSE, and only a proxy
+that beats params), and measures the choice's top-5 regret (lowest error among its 5 best-scored
+architectures over the lowest error) on the rows the pilot did not see, and on all rows. Studies
+written before the LDOS RMSE was recorded are replayed on their band-energy error. Prints a table
+and writes JSON.
 
     .venv/bin/python benchmarks/bench_auto_choice.py results/proxy_study/proxy_study.json [--m 12]
 """
@@ -23,8 +25,13 @@ from hpsearch.scoring.auto import choice_scores, select_proxy
 from hpsearch.scoring.calibration import calibrate, ensemble_name, rank_average, top_k_regret
 
 
+def _error_key(rows: list[dict]) -> str:
+    """The error the auto choice judges on: the validation LDOS RMSE (band energy in older studies)."""
+    return "val_ldos_rmse" if rows and "val_ldos_rmse" in rows[0] else "val_error_mev_per_atom"
+
+
 def _calibrations(rows: list[dict], names: list[str], ensembles: list[list[str]]) -> list:
-    errors = [r["val_error_mev_per_atom"] for r in rows]
+    errors = [r[_error_key(rows)] for r in rows]
     acts = [r["activation"] for r in rows]
     params = [r["n_params"] for r in rows]
     table = {n: [r["scores"][n] for r in rows] for n in names}
@@ -43,9 +50,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/bench_auto_choice.json"))
     args = parser.parse_args()
     study = json.loads(args.study.read_text())
-    rows = [r for r in study["rows"] if math.isfinite(r["val_error_mev_per_atom"])]
-    names = study["config"]["proxies"] or list(rows[0]["scores"])
-    ensembles = [list(e) for e in study["config"]["ensembles"]]
+    key = _error_key(study["rows"])
+    rows = [r for r in study["rows"] if math.isfinite(r[key])]
+    names = list(rows[0]["scores"])  # every scored proxy: params and both NASWOT signs included
+    ensembles = [list(e) for e in study["config"]["ensembles"] if set(e) <= set(names)]  # as the study did
     rng = np.random.default_rng(0)
     held, whole, chosen, seconds = [], [], collections.Counter(), []
     for _ in range(args.pilots):
@@ -59,10 +67,10 @@ def main() -> None:
             if not part:
                 continue
             scores = choice_scores(choice, {n: [r["scores"][n] for r in part] for n in names})
-            errors = np.array([r["val_error_mev_per_atom"] for r in part])
+            errors = np.array([r[key] for r in part])
             target.append(top_k_regret(scores, errors, min(args.k, len(part))))
     print(f"{args.pilots} pilots of m = {args.m} from {len(rows)} trained architectures; top-{args.k} regret "
-          "of the chosen proxy")
+          f"of the chosen proxy ({key})")
     print("| rows ranked | median | mean | 90th percentile | max | share <= 1.2 |")
     print("|---|---|---|---|---|---|")
     for label, values in (("held out (not in the pilot)", held), ("all", whole)):

@@ -93,12 +93,35 @@ def _names(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+def _split(text: str | None) -> dict[str, int]:
+    """``TRAIN:VALIDATION:TEST`` snapshot counts -> the study config's n_train, n_validation, n_test."""
+    if text is None:
+        return {}
+    parts = text.split(":")
+    try:
+        counts = [int(v) for v in parts]
+    except ValueError:
+        counts = []
+    if len(counts) != 3 or min(counts, default=-1) < 0:
+        raise ConfigError(f"--split {text!r} is not TRAIN:VALIDATION:TEST snapshot counts, e.g. 2:1:1")
+    return dict(zip(("n_train", "n_validation", "n_test"), counts, strict=True))
+
+
 def proxy_study(
     store: Annotated[Optional[str], typer.Option(help="Store path, 'default' or 'small' (generated).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML file of ProxyStudyConfig keys.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder: table, CSV, JSON, PNG.")] = Path("results/proxy_study"),
     architectures: Annotated[Optional[int], typer.Option("--architectures", "-n",
                                                          help="How many to sample and train (default 48).")] = None,
+    exhaustive: Annotated[bool, typer.Option(
+        "--exhaustive",
+        help="Train every depth x width x activation (one width for all layers), not a sample.")] = False,
+    depths: Annotated[Optional[str], typer.Option(help="Hidden-layer counts, comma-separated (default 1,2,3).")] = None,
+    widths: Annotated[Optional[str], typer.Option(help="Widths, comma-separated (default 16,32,64,128).")] = None,
+    activations: Annotated[Optional[str], typer.Option(help="Activations, comma-separated.")] = None,
+    split: Annotated[Optional[str], typer.Option(
+        help="TRAIN:VALIDATION:TEST snapshot counts in store order, as a search splits them, e.g. 2:1:1; "
+             "the test ones are never loaded (default: the last 3/8 validate, no test part).")] = None,
     proxies: Annotated[Optional[str], typer.Option(help="Proxies, comma-separated (default: all).")] = None,
     ensemble: Annotated[Optional[list[str]], typer.Option(
         help="A rank-average ensemble, comma-separated members; repeat for several.")] = None,
@@ -106,14 +129,20 @@ def proxy_study(
     seed: Annotated[Optional[int], typer.Option(help="Seed of sampling, batch and initialisations.")] = None,
     max_epochs: Annotated[Optional[int], typer.Option(help="Epoch cap per training (default 200).")] = None,
     patience: Annotated[Optional[int], typer.Option(help="Early-stopping patience (default 10).")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Adam learning rate (default 1e-3).")] = None,
+    train_batch_size: Annotated[Optional[int], typer.Option(help="Training mini-batch (default 512).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Trainings in parallel processes (default 1).")] = None,
     tracking: Annotated[Optional[bool], typer.Option("--tracking/--no-tracking",
                                                      help="Log to MLflow (default: on).")] = None,
 ) -> None:
-    """Which training-free proxy ranks trained networks on this data? Kendall tau, Spearman rho
-    (bootstrap 95 % CIs), top-k regret against the VALIDATION error, per proxy and ensemble.
+    """Which training-free proxy ranks trained networks on this data? Per proxy and ensemble: Kendall
+    tau against the VALIDATION LDOS RMSE (bootstrap 95 % CI; the band-energy tau beside it), the rank
+    of its top-1 among all trained architectures, the best rank in its top 5, the regret of its top-1.
 
-    Trains every sampled architecture with early stopping (default: patience 10, at most 200
-    epochs) and evaluates the mean band-energy error over the validation snapshots.
+    Trains every architecture with early stopping (default: patience 10, at most 200 epochs); params
+    and both NASWOT signs (naswot = the paper's, naswot-v1) are always in the table. On real data,
+    e.g. `hpsearch data import-mala DIR -o be2.h5 --energy-grid -5:2.5:11` then
+    `hpsearch proxy-study --store be2.h5 --exhaustive --split 2:1:1`.
     """
     from hpsearch.api import proxy_study as run
 
@@ -121,6 +150,10 @@ def proxy_study(
         "store": store, "n_architectures": architectures, "proxies": _names(proxies), "n_init": n_init,
         "seed": seed, "max_epochs": max_epochs, "patience": patience, "tracking": tracking,
         "ensembles": tuple(_names(e) for e in ensemble) if ensemble else None,
+        "architectures": "all" if exhaustive else None,
+        "depths": _ints(depths, "--depths") if depths else None,
+        "widths": _ints(widths, "--widths") if widths else None, "activations": _names(activations),
+        "learning_rate": learning_rate, "train_batch_size": train_batch_size, "workers": workers, **_split(split),
     }.items() if value is not None}
     study = run(config, out, **overrides)
     from hpsearch.scoring.proxy_report import markdown_table
@@ -129,4 +162,4 @@ def proxy_study(
     best = study.best(1)
     if best:
         typer.echo(f"best: {best[0].name} (tau {best[0].tau:+.3f}, 95% CI {best[0].tau_ci[0]:+.2f} .. "
-                   f"{best[0].tau_ci[1]:+.2f}); files in {out}")
+                   f"{best[0].tau_ci[1]:+.2f}; top-1 rank {best[0].top1_rank:g} of {best[0].n}); files in {out}")

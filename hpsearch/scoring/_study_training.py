@@ -1,7 +1,9 @@
 """Training the architectures of a proxy study, in this process or in worker processes.
 
 Each architecture is trained with early stopping on the training snapshots and evaluated on the
-validation snapshots (mean band-energy error, meV/atom). With ``workers > 1`` a spawned process
+validation snapshots: the LDOS RMSE (the loss MALA optimises; the mean over the validation
+snapshots of each one's RMSE over all its points and energies, in the LDOS's units) and the mean
+band-energy error (meV/atom). With ``workers > 1`` a spawned process
 pool trains several at once, one torch thread each; every worker reads the store once.
 """
 
@@ -35,10 +37,14 @@ def train_one(spec: NetworkSpec, settings: TrainingSettings, data: TrainingData,
 
     result = train(spec, settings, data)
     errors: tuple[float, ...] = ()
+    rmses: tuple[float, ...] = ()
     if result.ok:
-        errors = tuple(evaluate(result.model, result.scalers, list(val)).band_energy_errors_mev_per_atom)
+        evaluation = evaluate(result.model, result.scalers, list(val))
+        errors = tuple(evaluation.band_energy_errors_mev_per_atom)
+        rmses = tuple(evaluation.ldos_rmse)
     return {"n_params": count_parameters(result.model), "val_errors_mev_per_atom": errors,
             "val_error_mev_per_atom": float(np.mean(errors)) if errors else math.nan,
+            "val_ldos_rmses": rmses, "val_ldos_rmse": float(np.mean(rmses)) if rmses else math.nan,
             "train_status": result.status, "epochs": result.epochs, "best_epoch": result.best_epoch,
             "train_seconds": round(result.seconds, 3)}
 
@@ -81,9 +87,10 @@ def train_architectures(specs: Sequence[NetworkSpec], config: Any, store_path: s
     def done(index: int, row: dict[str, Any], count: int) -> None:
         rows[index] = row
         spec = specs[index]
-        log.info("architecture %d/%d (%d done) %s %s: %s after %d epochs, validation error %.3f meV/atom",
-                 index + 1, len(specs), count, "x".join(map(str, spec.widths)), spec.hidden_activations[0],
-                 row["train_status"], row["epochs"], row["val_error_mev_per_atom"])
+        log.info("architecture %d/%d (%d done) %s %s: %s after %d epochs, validation LDOS RMSE %.4g, band-energy "
+                 "error %.3f meV/atom", index + 1, len(specs), count, "x".join(map(str, spec.widths)),
+                 spec.hidden_activations[0], row["train_status"], row["epochs"], row["val_ldos_rmse"],
+                 row["val_error_mev_per_atom"])
         if progress:
             progress("training", count, len(specs))
 

@@ -2,9 +2,12 @@
 
 Train a seeded pilot of ``m`` architectures (the proxy study at a small N; its training time
 belongs to the search's compute), calibrate every proxy and rank-average ensemble against the
-pilot's validation errors, and choose the one with the most negative Kendall tau (the best rank
-agreement; ties go to a single proxy before an ensemble, then to the name). A search then ranks
-its candidates with :func:`choice_scores`.
+pilot's validation LDOS RMSE (the loss MALA optimises, not the band-energy error), and choose the
+one with the most negative Kendall tau (the best rank agreement; ties go to a single proxy before
+an ensemble, then to the name). ``params`` and both NASWOT signs are always candidates, and a proxy
+must beat ``params``: one whose tau is not below params' is refused (the choice falls back to the
+best that beats it, or to params itself, and the log says so). A search then ranks its candidates
+with :func:`choice_scores`.
 
 Example:
     >>> choice = choose_proxy(ProxyStudyConfig(store="default"), m=12)
@@ -23,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from hpsearch.errors import ConfigError, DataError
-from hpsearch.scoring.calibration import ProxyCalibration, rank_average
+from hpsearch.scoring.calibration import ProxyCalibration, beats, rank_average
 
-__all__ = ["ProxyChoice", "choice_scores", "choose_proxy", "members_of", "select_proxy"]
+__all__ = ["BASELINE", "ProxyChoice", "choice_scores", "choose_proxy", "members_of", "select_proxy"]
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +57,25 @@ def members_of(name: str) -> tuple[str, ...]:
     return (name,)
 
 
+#: The size baseline a chosen proxy has to beat.
+BASELINE = "params"
+
+
 def select_proxy(calibration: Sequence[ProxyCalibration]) -> ProxyCalibration:
-    """The row with the most negative tau; ties: a single proxy first, then by name."""
+    """The row with the most negative tau (ties: a single proxy first, then by name) among those that
+    beat :data:`BASELINE` (a strictly more negative tau); the baseline itself when none does."""
     usable = [c for c in calibration if math.isfinite(c.tau)]
     if not usable:
         raise DataError("no proxy has a defined Kendall tau on the pilot (constant scores or errors): "
                         "train a larger pilot")
-    return min(usable, key=lambda c: (round(c.tau, 12), len(members_of(c.name)), c.name))
+    best = min(usable, key=lambda c: (round(c.tau, 12), len(members_of(c.name)), c.name))
+    base = next((c for c in usable if c.name == BASELINE), None)
+    if base is None or best.name == BASELINE or beats(best.tau, base.tau):
+        return best
+    log.warning("proxy auto refuses %s: its Kendall tau %+.3f on the pilot does not beat params' %+.3f (the "
+                "parameter count ranks the pilot at least as well); falling back to params", best.name, best.tau,
+                base.tau)
+    return base
 
 
 def choose_proxy(config: Any = None, m: int = 12, seed: int | None = None, split: Any = None) -> ProxyChoice:
@@ -78,8 +93,8 @@ def choose_proxy(config: Any = None, m: int = 12, seed: int | None = None, split
         update["seed"] = seed
     pilot = run_proxy_study(config.model_copy(update=update), split=split)
     best = select_proxy(pilot.calibration)
-    log.info("automatic proxy choice on a pilot of %d trained architectures: %s (tau %+.3f)\n%s", m, best.name,
-             best.tau, markdown_table(pilot))
+    log.info("automatic proxy choice on a pilot of %d trained architectures, judged on the validation LDOS RMSE: "
+             "%s (tau %+.3f)\n%s", m, best.name, best.tau, markdown_table(pilot))
     return ProxyChoice(best.name, members_of(best.name), best.tau, pilot.calibration, m, pilot.training_seconds)
 
 

@@ -8,6 +8,10 @@ error (higher score, lower error), as the paper's figure 5 (tau = -0.318). Per p
   (architectures resampled with replacement, ``n_bootstrap`` times, seeded);
 - top-k regret: the lowest error among the proxy's k best-scored architectures divided by the
   lowest error overall (1 = the proxy's top k hold the best network), k = 1, 5 and 10 % of n;
+- the rank (1 = lowest error) of the proxy's top-1 architecture, the best rank among its top 5,
+  and the regret of its top-1 (its error / the lowest error), each the expectation over a random
+  order of tied scores (``params`` ties every activation of one shape; a search would pick any);
+- optionally Kendall tau (with CI) against a second error (the proxy study's band-energy error);
 - tau within each activation (does it rank inside a family, not only between families);
 - partial Kendall tau controlling for the parameter count,
   tau_xy.z = (tau_xy - tau_xz tau_yz) / sqrt((1 - tau_xz^2)(1 - tau_yz^2)) (Kendall 1942).
@@ -31,8 +35,8 @@ import numpy as np
 
 from hpsearch.errors import ConfigError, DataError
 
-__all__ = ["ProxyCalibration", "bootstrap_ci", "calibrate", "ensemble_name", "partial_tau", "rank_average",
-           "top_k_regret"]
+__all__ = ["ProxyCalibration", "TopRanks", "beats", "bootstrap_ci", "calibrate", "ensemble_name", "partial_tau",
+           "rank_average", "top_k_regret", "top_ranks"]
 
 #: Top-k regret is reported at these k: 1, 5 and 10 % of the architectures (at least 1).
 REGRET_KS: tuple[str, ...] = ("1", "5", "10%")
@@ -79,6 +83,55 @@ def top_k_regret(scores: np.ndarray, errors: np.ndarray, k: int) -> float:
     return float(np.min(errors[order[:k]]) / best) if best > 0 else math.nan
 
 
+@dataclasses.dataclass(frozen=True)
+class TopRanks:
+    """Where a proxy's favourites stand among all architectures ranked by error (1 = lowest)."""
+
+    top1_rank: float
+    top5_rank: float
+    top1_regret: float
+    n_top1_tied: int
+
+
+def top_ranks(scores: np.ndarray, errors: np.ndarray, k: int = 5) -> TopRanks:
+    """Rank of the top-1 (highest score), best rank within the top ``k`` and the top-1's error over
+    the lowest error, each the exact expectation over a uniformly random order of tied scores."""
+    from scipy.stats import rankdata
+
+    x = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(errors, dtype=np.float64)
+    ranks = rankdata(y, method="min")
+    best = float(np.min(y))
+    levels = np.unique(x)[::-1]  # distinct scores, highest first
+    top = x == levels[0]
+    regret = float(np.mean(y[top]) / best) if best > 0 else math.nan
+    k = min(k, x.size)
+    taken: list[float] = []
+    expected = math.nan
+    for level in levels:
+        group = np.sort(ranks[x == level])
+        room = k - len(taken)
+        if group.size <= room:
+            taken.extend(group.tolist())
+            if len(taken) == k:
+                expected = float(min(taken))
+                break
+            continue
+        # `room` of the tied group enter the top k at random: P(its best rank is group[i]) = C(g-1-i, room-1)/C(g, room)
+        known = min(taken) if taken else math.inf
+        g = group.size
+        weights = [math.comb(g - 1 - i, room - 1) / math.comb(g, room) for i in range(g)]
+        expected = float(sum(w * min(known, float(r)) for w, r in zip(weights, group)))
+        break
+    return TopRanks(float(np.mean(ranks[top])), expected, regret, int(top.sum()))
+
+
+def beats(tau: float, baseline_tau: float) -> bool:
+    """True when a proxy's tau ranks better than the baseline's (strictly more negative; any finite tau
+    beats an undefined baseline)."""
+    return math.isfinite(tau) and (not math.isfinite(baseline_tau) or round(tau, 12) < round(baseline_tau, 12))
+
+
 def regret_k(label: str, n: int) -> int:
     """k of a regret label: an integer, or a percentage of n (at least 1)."""
     return max(1, math.ceil(n * float(label[:-1]) / 100)) if label.endswith("%") else min(n, int(label))
@@ -122,6 +175,15 @@ class ProxyCalibration:
     regret: dict[str, float]
     tau_by_activation: dict[str, float]
     partial_tau_params: float
+    #: rank (1 = lowest error) of the top-1, best rank in the top 5, top-1 error / lowest error
+    top1_rank: float = math.nan
+    top5_rank: float = math.nan
+    top1_regret: float = math.nan
+    n_top1_tied: int = 1
+    #: Kendall tau and its CI against the second error (the band-energy error), on n_second pairs
+    tau_second: float = math.nan
+    tau_second_ci: tuple[float, float] = (math.nan, math.nan)
+    n_second: int = 0
 
     @property
     def ci_excludes_zero(self) -> bool:
@@ -133,8 +195,9 @@ class ProxyCalibration:
 
 def calibrate(name: str, scores: Sequence[float], errors: Sequence[float], activations: Sequence[str],
               n_params: Sequence[float], *, n_degenerate: int = 0, n_bootstrap: int = 1000,
-              seed: int = 0) -> ProxyCalibration:
-    """Every statistic of the module docstring for one proxy; errors must be finite."""
+              seed: int = 0, second_errors: Sequence[float] | None = None) -> ProxyCalibration:
+    """Every statistic of the module docstring for one proxy; errors must be finite.
+    ``second_errors``: a second error per architecture (NaN allowed: those pairs are left out)."""
     from scipy.stats import kendalltau
 
     x = np.asarray(scores, dtype=np.float64)
@@ -150,6 +213,15 @@ def calibrate(name: str, scores: Sequence[float], errors: Sequence[float], activ
         groups.setdefault(activation, []).append(i)
     tau = _tau(x, y)
     p_value = float(kendalltau(x, y, variant="b").pvalue) if math.isfinite(tau) else math.nan
+    second: dict[str, Any] = {}
+    if second_errors is not None:
+        z = np.asarray(second_errors, dtype=np.float64)
+        ok = np.isfinite(z)
+        enough = int(ok.sum()) >= 3
+        second = {"tau_second": _tau(x[ok], z[ok]) if enough else math.nan, "n_second": int(ok.sum()),
+                  "tau_second_ci": bootstrap_ci(x[ok], z[ok], "tau", n_bootstrap, seed) if enough
+                  else (math.nan, math.nan)}
+    top = top_ranks(x, y)
     return ProxyCalibration(
         name=name, n=int(x.size), n_degenerate=n_degenerate, tau=tau,
         tau_ci=bootstrap_ci(x, y, "tau", n_bootstrap, seed), tau_p_value=p_value,
@@ -157,4 +229,6 @@ def calibrate(name: str, scores: Sequence[float], errors: Sequence[float], activ
         regret={label: top_k_regret(x, y, regret_k(label, x.size)) for label in REGRET_KS},
         tau_by_activation={a: _tau(x[rows], y[rows]) if len(rows) >= 3 else math.nan for a, rows in groups.items()},
         partial_tau_params=partial_tau(x, y, np.asarray(n_params, dtype=np.float64)),
+        top1_rank=top.top1_rank, top5_rank=top.top5_rank, top1_regret=top.top1_regret, n_top1_tied=top.n_top1_tied,
+        **second,
     )

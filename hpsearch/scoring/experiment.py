@@ -51,6 +51,14 @@ class ArchitectureSpace:
     def size(self) -> int:
         return sum(len(self.widths) ** d for d in self.depths) * len(self.activations)
 
+    def grid(self, n_in: int, n_out: int) -> list[NetworkSpec]:
+        """Every depth x width x activation with the same width in each hidden layer (the NASWOT
+        strategies' ``n_layers`` x ``width`` x ``activation`` spaces), depth slowest, activation fastest."""
+        from hpsearch.model import NetworkSpec
+
+        return [NetworkSpec.uniform(n_in, n_out, depth, width, activation, dropout=self.dropout)
+                for depth in self.depths for width in self.widths for activation in self.activations]
+
     def enumerate(self, n_in: int, n_out: int) -> list[NetworkSpec]:
         """Every architecture of the space, in a fixed order."""
         from hpsearch.model import NetworkSpec

@@ -1,6 +1,7 @@
-"""A proxy study in MLflow: one parent run (config, calibration per proxy, the table and the
-figure) with one child run per architecture (its widths, activation, parameter count, every
-proxy score, epochs and validation error).
+"""A proxy study in MLflow: one parent run (config and training settings, calibration per proxy
+against the validation LDOS RMSE with the band-energy tau beside it, the table and the figure) with
+one child run per architecture (its widths, activation, parameter count, every proxy score, epochs,
+validation LDOS RMSE and band-energy error).
 
 Example::
 
@@ -39,11 +40,13 @@ def log_proxy_study(study: ProxyStudy, folder: str | Path, files: dict[str, Path
     tracker = StudyTracker(uri, config.experiment, f"proxy-study n={len(study.rows)} seed={config.seed}", folder)
     best = study.best(1)
     tracker.start(
-        params={"store": study.store, "n_architectures": config.n_architectures, "n_init": config.n_init,
-                "batch_size": config.batch_size, "seed": config.seed, "max_epochs": config.max_epochs,
-                "patience": config.patience, "proxies": ",".join(config.proxy_names()),
+        params={"store": study.store, "architectures": config.architectures, "n_architectures": len(study.rows),
+                "n_init": config.n_init, "batch_size": config.batch_size, "seed": config.seed,
+                "max_epochs": config.max_epochs, "patience": config.patience, "learning_rate": config.learning_rate,
+                "train_batch_size": config.train_batch_size, "proxies": ",".join(config.proxy_names()),
+                "error": "validation LDOS RMSE", "second_error": "validation band-energy error (meV/atom)",
                 "validation_snapshots": ",".join(study.split.get("validation", [])),
-                "config": config.model_dump_json()},
+                "held_out_snapshots": ",".join(study.held_out), "config": config.model_dump_json()},
         tags={"hpsearch.kind": "proxy-study", "hpsearch.best_proxy": best[0].name if best else ""})
     for index, row in enumerate(study.rows):
         metrics = {f"proxy.{_metric_key(k)}": v for k, v in row.scores.items() if v > -1e29}
@@ -51,15 +54,19 @@ def log_proxy_study(study: ProxyStudy, folder: str | Path, files: dict[str, Path
         tracker.log_trial(TrialRecord(
             trial_id=f"{index:03d}", params={"widths": "x".join(map(str, row.widths)), "activation": row.activation,
                                              "label": row.label},
-            status=row.train_status if math.isfinite(row.val_error_mev_per_atom) else "failed",
+            status=row.train_status if math.isfinite(row.val_ldos_rmse) else "failed",
             reason="; ".join(f"{k}: {v}" for k, v in row.reasons.items())[:4000],
             training_seconds=row.train_seconds, phase="proxy-study",
-            extra_metrics={"val_error_mev_per_atom": row.val_error_mev_per_atom, **metrics}))
-    summary: dict[str, float] = {"training_seconds": study.training_seconds}
+            extra_metrics={"val_ldos_rmse": row.val_ldos_rmse, "val_error_mev_per_atom": row.val_error_mev_per_atom,
+                           **metrics}))
+    summary: dict[str, float] = {"training_seconds": study.training_seconds, "n_capped": study.n_capped()}
     for c in study.calibration:
         key = _metric_key(c.name)
         summary.update({f"tau.{key}": c.tau, f"tau_ci_low.{key}": c.tau_ci[0], f"tau_ci_high.{key}": c.tau_ci[1],
-                        f"rho.{key}": c.rho, f"regret_top5.{key}": c.regret.get("5", math.nan)})
+                        f"rho.{key}": c.rho, f"regret_top5.{key}": c.regret.get("5", math.nan),
+                        f"top1_rank.{key}": c.top1_rank, f"top5_rank.{key}": c.top5_rank,
+                        f"top1_regret.{key}": c.top1_regret, f"tau_band_energy.{key}": c.tau_second,
+                        f"beats_params.{key}": float(study.beats_params(c))})
     for path in (files or {}).values():
         tracker.log_artifact(path)
     left = tracker.finish({k: v for k, v in summary.items() if math.isfinite(v)})

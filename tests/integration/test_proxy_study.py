@@ -38,18 +38,27 @@ def test_proxy_study_cli_writes_table_figure_and_mlflow(mlflow_server, small_sto
     out = tmp_path / "out"
     result = CliRunner().invoke(app, [
         "proxy-study", "--store", str(small_store), "--config", str(config), "--out", str(out),
-        "--architectures", "5", "--ensemble", "naswot,params", "--tracking"])
+        "--exhaustive", "--depths", "1,2", "--widths", "8,16", "--activations", "ReLU,Tanh",
+        "--ensemble", "naswot,params", "--tracking"])
     assert result.exit_code == 0, result.output
-    assert "| proxy | Kendall tau" in result.output
+    assert "| proxy | Kendall tau" in result.output and "top-1 rank" in result.output
+    assert "8 architectures, every depth x width x activation" in result.output
+    assert "at most 10 epochs, early-stopping patience 3" in result.output and "mini-batch 128" in result.output
 
     summary = json.loads((out / "proxy_study.json").read_text())
     assert summary["split"]["test"] == [] and len(summary["split"]["validation"]) == 2
-    assert len(summary["rows"]) == 5
+    assert summary["error"] == "validation LDOS RMSE"
+    assert sorted(r["label"] for r in summary["rows"]) == sorted(
+        f"{'x'.join([str(w)] * d)} {a}" for d in (1, 2) for w in (8, 16) for a in ("ReLU", "Tanh"))
     names = {c["name"] for c in summary["calibration"]}
     assert names == set(PROXIES) | {"ensemble(naswot+params)"}
-    finite = [r for r in summary["rows"] if math.isfinite(r["val_error_mev_per_atom"])]
-    assert len(finite) >= 3 and all(len(r["val_errors_mev_per_atom"]) == 2 for r in finite)
-    assert (out / "proxy_table.md").read_text().count("\n| ") == len(names)
+    finite = [r for r in summary["rows"] if math.isfinite(r["val_ldos_rmse"])]
+    assert len(finite) >= 3 and all(len(r["val_ldos_rmses"]) == 2 == len(r["val_errors_mev_per_atom"])
+                                    for r in finite)
+    assert all({"top1_rank", "top5_rank", "top1_regret", "tau_second", "beats_params"} <= set(c)
+               for c in summary["calibration"])
+    table = (out / "proxy_table.md").read_text()
+    assert table.count("\n| ") == len(names) + 1  # the header row and one row each
     assert (out / "proxy_study.png").stat().st_size > 10_000
 
     client = MlflowClient(mlflow_server.url)
@@ -57,10 +66,12 @@ def test_proxy_study_cli_writes_table_figure_and_mlflow(mlflow_server, small_sto
     parent = [r for r in runs if r.data.tags.get("hpsearch.kind") == "proxy-study"]
     assert len(parent) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
-    assert len(children) == 5
-    assert any("proxy.synflow" in c.data.metrics and "val_error_mev_per_atom" in c.data.metrics for c in children)
+    assert len(children) == 8
+    assert any("proxy.synflow" in c.data.metrics and "val_ldos_rmse" in c.data.metrics for c in children)
     synflow = next(c for c in summary["calibration"] if c["name"] == "synflow")
     assert parent[0].data.metrics["tau.synflow"] == pytest.approx(synflow["tau"])
+    assert parent[0].data.metrics["top1_rank.synflow"] == pytest.approx(synflow["top1_rank"])
+    assert parent[0].data.params["max_epochs"] == "10" and parent[0].data.params["architectures"] == "all"
     logged = {a.path for a in client.list_artifacts(parent[0].info.run_id)}
     assert {"proxy_table.md", "proxy_study.png", "proxy_study.json"} <= logged
 
@@ -90,8 +101,9 @@ def test_choose_proxy_on_a_trained_pilot(small_store: Path, one_thread) -> None:
                               ensembles=(("naswot", "params"),))
     choice = choose_proxy(config, m=5, seed=1)
     rows = {c.name: c for c in choice.pilot}
-    assert set(rows) == {"naswot", "zico", "params", "ensemble(naswot+params)"}
-    assert choice.pilot_tau == min(c.tau for c in choice.pilot if c.tau == c.tau)
+    assert set(rows) == {"naswot", "naswot-v1", "zico", "params", "ensemble(naswot+params)"}  # both signs always
+    best = min(c.tau for c in choice.pilot if c.tau == c.tau)
+    assert choice.pilot_tau == (best if best < rows["params"].tau else rows["params"].tau)
     assert choice.m == 5 and choice.pilot_training_seconds > 0
     ranked = choice_scores(choice, {"naswot": [1.0, 2.0], "zico": [2.0, 1.0], "params": [5.0, 3.0]})
     assert ranked.shape == (2,)

@@ -94,3 +94,45 @@ def test_select_proxy_and_choice_scores():
     assert choice_scores("ensemble(a+b)", scores).tolist() == [2.0, 1.5, 2.5]
     with pytest.raises(ConfigError, match="needs scores of"):
         choice_scores("ensemble(a+c)", scores)
+
+
+def test_top_ranks_by_hand_with_and_without_ties():
+    from hpsearch.scoring.calibration import top_ranks
+
+    errors = np.array([0.5, 0.1, 0.3, 0.2, 0.9, 0.4])  # ranks 5, 1, 3, 2, 6, 4
+    distinct = top_ranks(np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0]), errors, k=5)
+    assert (distinct.top1_rank, distinct.top5_rank, distinct.n_top1_tied) == (5.0, 1.0, 1)
+    assert distinct.top1_regret == pytest.approx(0.5 / 0.1)
+    backwards = top_ranks(-errors, errors, k=2)  # a perfect proxy
+    assert (backwards.top1_rank, backwards.top5_rank, backwards.top1_regret) == (1.0, 1.0, 1.0)
+    # the top-1 tied between ranks 5 and 6: expected rank 5.5, expected error (0.5 + 0.9) / 2
+    tied = top_ranks(np.array([2.0, 1.0, 1.0, 1.0, 2.0, 0.0]), errors, k=3)
+    assert tied.top1_rank == 5.5 and tied.n_top1_tied == 2 and tied.top1_regret == pytest.approx(0.7 / 0.1)
+    # top 3: both 2.0s (ranks 5, 6) and one of the three 1.0s (ranks 1, 3, 2) at random: E[best] = (1 + 3 + 2) / 3
+    assert tied.top5_rank == pytest.approx(2.0)
+    # two of three tied enter the top k: P(best = 1) = 2/3, P(best = 2) = 1/3 (from ranks 1, 2, 3)
+    two = top_ranks(np.array([0.0, 1.0, 1.0, 1.0, 2.0, 0.0]), errors, k=3)
+    assert two.top5_rank == pytest.approx(2 / 3 * 1 + 1 / 3 * 2)
+    # brute force over every order of the ties agrees
+    import itertools
+
+    scores = np.array([1.0, 1.0, 2.0, 1.0, 1.0, 0.0])
+    ranks = np.array([5, 1, 3, 2, 6, 4])
+    tied_rows = [0, 1, 3, 4]
+    best = [min(ranks[[2, *order[:2]]]) for order in itertools.permutations(tied_rows)]
+    assert top_ranks(scores, errors, k=3).top5_rank == pytest.approx(np.mean(best))
+
+
+def test_calibrate_reports_the_second_error_and_the_top_ranks():
+    rng = np.random.default_rng(5)
+    scores = rng.normal(size=20)
+    errors = np.exp(-scores + 0.2 * rng.normal(size=20))
+    second = errors + rng.normal(size=20)
+    second[3] = np.nan  # e.g. a band energy without a Fermi level: left out of the second tau only
+    row = calibrate("p", scores, errors, ["ReLU"] * 20, np.arange(20), n_bootstrap=50, second_errors=second)
+    ok = np.isfinite(second)
+    assert row.n_second == 19 and row.tau_second == pytest.approx(_tau_loop(scores[ok], second[ok]), rel=1e-12)
+    assert row.tau_second_ci[0] <= row.tau_second <= row.tau_second_ci[1]
+    top = int(np.argmax(scores))
+    assert row.top1_rank == 1 + int(np.sum(errors < errors[top]))
+    assert row.top1_regret == pytest.approx(errors[top] / errors.min()) and row.top5_rank <= row.top1_rank

@@ -2,12 +2,15 @@
 
 Every point of the architecture part of the space (``SearchSpace.subset("architecture")``; a
 seeded random sample of ``max_candidates`` when it has more) gets its NASWOT mean score
-(paper eq. 14) without training. The architectures travel in 'score' trials of
+(paper eq. 14; or the ``proxy`` named in the options, :data:`hpsearch.scoring.proxies.DEFAULT_PROXY`
+unless given) without training. The architectures travel in 'score' trials of
 ``chunk_size`` candidates each (``_kind: "score"``, ``_candidates``), so Ray's per-trial
 overhead is paid once per chunk; the trials report ``naswot_scores`` in order. The
 architecture with the highest score is then trained once with the fixed optimisation settings
 (``_phase: "train-best"``), and the searcher says FINISHED. All scores stay in the searcher's
-state (:attr:`NaswotSearcher.scores`), e.g. for the score/error figure.
+state (:attr:`NaswotSearcher.scores`), e.g. for the score/error figure. When the pick is one of
+the smallest networks, or a narrow one with a saturating activation, a WARNING shows the score table
+(:mod:`hpsearch.scoring.guard_rails`).
 
 Per-layer hyperparameters beyond ``n_layers`` (``width_3`` of a 2-layer network) do not change
 the network, so such points are scored once.
@@ -42,6 +45,8 @@ from hpsearch.config.strategy import (
 )
 from hpsearch.config.trials import TrialKind
 from hpsearch.errors import ConfigError
+from hpsearch.scoring.guard_rails import Network, pick_concerns, score_table
+from hpsearch.scoring.proxies import DEFAULT_PROXY
 
 from ._architectures import (
     architecture_candidates,
@@ -49,8 +54,8 @@ from ._architectures import (
     validate_architecture_space,
 )
 from ._base import SearchState, StateSearcher
-from ._naswot_proxy import check_proxy, with_chosen_proxy
-from ._naswot_trials import SCORE_KIND, score_trials
+from ._naswot_proxy import AUTO, check_proxy, proxy_params, with_chosen_proxy
+from ._naswot_trials import PROXY_KEY, SCORE_KIND, score_trials
 
 __all__ = [
     "NaswotOptions", "NaswotPhase", "NaswotSearcher", "NaswotState", "NaswotStrategy", "ScoreTrial",
@@ -69,9 +74,12 @@ class NaswotOptions(StrategyOptions):
     max_candidates: int = Field(default=5000, ge=1)
     #: architectures per 'score' trial
     chunk_size: int = Field(default=64, ge=1)
-    #: training-free score that ranks the architectures: a registered proxy, or "auto" (chosen on a
-    #: trained pilot before the search, training + validation snapshots only; see searchers/_naswot_proxy.py)
-    proxy: str = Field(default="naswot", description="training-free score that ranks the architectures, or auto")
+    #: training-free score that ranks the architectures: a registered proxy (naswot-paper: the paper's
+    #: sign; naswot-v1: the opposite), or "auto" (chosen on a trained pilot before the search, training +
+    #: validation snapshots only; see searchers/_naswot_proxy.py). Default: DEFAULT_PROXY, read once
+    #: per process from hpsearch.scoring.proxies, so changing that constant changes every strategy.
+    proxy: str = Field(default=DEFAULT_PROXY, description="training-free score that ranks the architectures "
+                       f"(default {DEFAULT_PROXY}; naswot-paper: the paper's sign), or auto")
     #: architectures trained by the pilot of proxy: auto
     pilot_size: int = Field(default=12, ge=4, description="architectures the pilot of proxy: auto trains")
 
@@ -121,6 +129,8 @@ class NaswotState(SearchState):
     scores: list[float | None] = field(default_factory=list)
     reasons: list[str | None] = field(default_factory=list)
     best: int | None = None
+    #: each candidate's size and shape as its score trial reported it (None: not reported)
+    networks: list[dict[str, Any] | None] = field(default_factory=list)
 
 
 OptionsT = TypeVar("OptionsT", bound=NaswotOptions)
@@ -142,13 +152,15 @@ class ScoringSearcher(StateSearcher[OptionsT, StateT]):
             state.candidates = candidates
             state.queue = list(range(0, len(candidates), size))
             state.scores = [None] * len(candidates)
+            state.networks = [None] * len(candidates)
             state.reasons = ["not scored"] * len(candidates)
             logger.info("NASWOT: %d architectures in %d score trials", len(candidates), len(state.queue))
         if state.queue:
             start = state.queue.pop(0)
             self._register(trial_id, ScoreTrial(start))
             chunk = self._candidates()[start : start + self._options.chunk_size]
-            return {"_kind": "score", "_candidates": [dict(c) for c in chunk], "_phase": "score"}
+            proxy = {} if self._options.proxy == AUTO else {PROXY_KEY: self._options.proxy}
+            return {"_kind": "score", "_candidates": [dict(c) for c in chunk], "_phase": "score", **proxy}
         config = self._phase_config(trial_id)
         if config == Searcher.FINISHED:
             state.finished = True
@@ -179,8 +191,27 @@ class ScoringSearcher(StateSearcher[OptionsT, StateT]):
             logger.error("NASWOT: no architecture got a valid score; nothing to train")
             return
         state.best = max(valid, key=lambda item: (item[0], -item[1]))[1]
-        logger.info("NASWOT: best of %d scored architectures: %s (score %.6g)", len(valid),
-                    self._candidates()[state.best], state.scores[state.best])
+        logger.info("NASWOT: best of %d scored architectures by %s: %s (score %.6g)", len(valid),
+                    self._options.proxy, self._candidates()[state.best], state.scores[state.best])
+        self._check_pick(state.best)
+
+    def _check_pick(self, pick: int) -> None:
+        """A WARNING with the score table when the pick looks like a proxy ranking backwards (one of the
+        smallest networks, or a narrow saturating one preferred over every wider candidate)."""
+        state = self.state
+        reported = getattr(state, "networks", [])
+        if len(reported) != len(state.scores) or reported[pick] is None:
+            return  # the pick's score trial reported no shapes (a study started before they were reported)
+        unknown = Network(0, (), ())
+        networks = [unknown if n is None else Network.from_dict(n) for n in reported]
+        scores = [s if n is not None else None for s, n in zip(state.scores, reported)]
+        concerns = pick_concerns(networks, scores, pick)
+        if concerns:
+            logger.warning("%s: check proxy %r before trusting its pick: %s. Its scores (higher = predicted "
+                           "better):\n%s\nRank the proxies against trained errors on this data with `hpsearch "
+                           "proxy-study`, or name another proxy (e.g. params, naswot-v1, synflow).",
+                           type(self).__name__, self._options.proxy, "; ".join(concerns),
+                           score_table(networks, scores, pick))
 
     def _train_best_config(self) -> dict[str, Any]:
         return {**(self.best_architecture or {}), "_kind": "train", "_phase": "train-best"}
@@ -197,6 +228,16 @@ class ScoringSearcher(StateSearcher[OptionsT, StateT]):
         n = len(self._candidates()[start : start + self._options.chunk_size])
         scores = reported_list((result or {}).get("naswot_scores"))
         reasons = reported_list((result or {}).get("naswot_reasons")) or [None] * n
+        networks = reported_list((result or {}).get("candidate_networks"))
+        if len(getattr(state, "networks", ())) != len(state.scores):  # a study pickled before shapes existed
+            state.networks = [None] * len(state.scores)
+        if networks is not None and len(networks) == n:
+            state.networks[start : start + n] = networks
+        used = (result or {}).get("proxy")
+        if used is not None and self._options.proxy != AUTO and used != self._options.proxy:
+            logger.error("NASWOT: the score trial of candidates %d..%d ranked with proxy %r, but this study ranks "
+                         "with %r: its scores are left out", start, start + n - 1, used, self._options.proxy)
+            scores = None
         if not isinstance(scores, (list, tuple)) or len(scores) != n or len(reasons) != n:
             logger.warning("NASWOT: score trial of candidates %d..%d failed or reported %r scores",
                            start, start + n - 1, None if scores is None else len(scores))
@@ -273,8 +314,13 @@ class NaswotStrategy(Strategy):
         return {SCORE_KIND: score_trials(self.options.proxy)}
 
     def prepared(self, data: SearchData) -> NaswotStrategy:
-        """With ``proxy: auto``, a copy whose proxy a trained pilot chose (:mod:`searchers._naswot_proxy`)."""
+        """With ``proxy: auto``, a copy whose proxy a trained pilot chose (:mod:`searchers._naswot_proxy`);
+        logs the proxy and its sign."""
         return with_chosen_proxy(self, data)
+
+    def tracking_params(self) -> Mapping[str, Any]:
+        """The proxy the study ranks with and its sign."""
+        return proxy_params(self.options.proxy)
 
     def num_samples(self) -> int:
         return -1

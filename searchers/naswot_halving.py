@@ -2,8 +2,9 @@
 on average, corrected by a few cheap trainings.
 
 1. Every architecture of the space is scored without training, in chunked 'score' trials
-   exactly as :mod:`searchers.naswot` does (``proxy``: the training-free score, NASWOT's by
-   default, any registered proxy, or ``auto``: chosen on a trained pilot before the search).
+   exactly as :mod:`searchers.naswot` does (``proxy``: the training-free score,
+   :data:`hpsearch.scoring.proxies.DEFAULT_PROXY` by default, any registered proxy, or ``auto``:
+   chosen on a trained pilot before the search).
 2. The ``top_k`` best-scored architectures (or the best ``top_fraction`` of them) survive.
 3. Synchronous successive halving: rung 0 trains every survivor for ``min_epochs`` epochs; each
    following rung keeps the best ``1/reduction_factor`` by the study's objective and trains them
@@ -51,7 +52,7 @@ from hpsearch.config.trials import TrialKind
 from hpsearch.errors import ConfigError
 
 from ._base import Best, Record, best_from_history
-from ._naswot_proxy import with_chosen_proxy
+from ._naswot_proxy import proxy_params, with_chosen_proxy
 from ._naswot_trials import SCORE_KIND, score_trials
 from ._optuna_study import OwnedStudy, SavedStudy
 from .naswot import (
@@ -205,8 +206,9 @@ class NaswotHalvingSearcher(ScoringSearcher[NaswotHalvingOptions, NaswotHalvingS
         state.best = valid[0][1]
         state.rung, state.alive, state.rung_queue = 0, list(range(keep)), list(range(keep))
         state.budgets, state.values = [min(self._options.min_epochs, self._max_epochs)], [{}]
-        logger.info("naswot-halving: kept the %d best of %d scored architectures (score %.6g to %.6g)",
-                    keep, len(valid), valid[0][0], valid[keep - 1][0])
+        logger.info("naswot-halving: kept the %d best of %d scored architectures by %s (score %.6g to %.6g)",
+                    keep, len(valid), self._options.proxy, valid[0][0], valid[keep - 1][0])
+        self._check_pick(state.best)
 
     def _halving_config(self, trial_id: str) -> dict[str, Any] | str | None:
         state = self.state
@@ -357,8 +359,13 @@ class NaswotHalvingStrategy(Strategy):
         return {SCORE_KIND: score_trials(self.options.proxy)}
 
     def prepared(self, data: SearchData) -> NaswotHalvingStrategy:
-        """With ``proxy: auto``, a copy whose proxy a trained pilot chose (:mod:`searchers._naswot_proxy`)."""
+        """With ``proxy: auto``, a copy whose proxy a trained pilot chose (:mod:`searchers._naswot_proxy`);
+        logs the proxy and its sign."""
         return with_chosen_proxy(self, data)
+
+    def tracking_params(self) -> Mapping[str, Any]:
+        """The proxy the study ranks with and its sign."""
+        return proxy_params(self.options.proxy)
 
     def make_searcher(self) -> NaswotHalvingSearcher:
         return NaswotHalvingSearcher(self.space, self.options, max_epochs=self.max_epochs(),

@@ -1,8 +1,11 @@
 """The NASWOT pruner: a Ray Tune scheduler that stops, before any training, every trial whose
-training-free NASWOT score falls below a threshold.
+training-free score falls below a threshold.
 
 Each trial of a study with this scheduler gets ``_naswot: true``; the plug-in's wrapper around
-the training kind then reports the NASWOT mean score of its network first. The threshold is either fixed (``threshold``), or
+the training kind then reports the ``proxy`` score of its network first
+(:data:`hpsearch.scoring.proxies.DEFAULT_PROXY` unless named, as for the NASWOT strategies;
+``naswot-paper`` is the paper's NASWOT sign; ``auto`` is not offered here). The threshold is
+either fixed (``threshold``, on the scale of that proxy's scores: name the proxy it was set for), or
 estimated at run time (default): the ``quantile`` of the scores of every trial scored so far,
 once ``warmup_trials`` scores are known; before that no trial is pruned. A pruned trial reports
 no band-energy error; the study records it as ``pruned`` and TPE learns it as a bad region.
@@ -15,6 +18,7 @@ Example YAML::
 
     strategy: {name: tpe}
     scheduler: {name: naswot-pruner, options: {quantile: 0.5, warmup_trials: 5}}
+    # the paper's NASWOT sign: options: {proxy: naswot-paper, quantile: 0.5}
     # or, pruned first, then ASHA over the epochs of the trials that train:
     scheduler:
       name: naswot-pruner
@@ -25,20 +29,23 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hpsearch.config.registry import load_scheduler
 from hpsearch.config.strategy import NASWOT_METRIC, SchedulerPlugin, StrategyOptions
 from hpsearch.config.trials import TrialWrapper
 from hpsearch.errors import ConfigError
 
+from hpsearch.scoring.proxies import DEFAULT_PROXY
+
 from ._chain import ChainedScheduler
-from ._naswot_trials import NASWOT_FIRST
+from ._naswot_proxy import check_proxy, log_proxy, proxy_params
+from ._naswot_trials import proxy_first
 from ._statefile import STATE_FORMAT, check_saved_by, read_state_file, write_state_file
 
 try:
@@ -72,7 +79,11 @@ class ThenScheduler(StrategyOptions):
 class NaswotPrunerOptions(StrategyOptions):
     """A fixed `threshold`, or a run-time `quantile` of the scores seen after `warmup_trials`."""
 
-    threshold: float | None = Field(default=None, description="fixed NASWOT threshold (overrides quantile)")
+    #: the training-free score that decides (a registered proxy; default DEFAULT_PROXY of hpsearch.scoring.proxies)
+    proxy: str = Field(default=DEFAULT_PROXY, description=f"training-free score (default {DEFAULT_PROXY}; "
+                       "naswot-paper: the paper's NASWOT sign)")
+    threshold: float | None = Field(default=None,
+                                    description="fixed threshold on the proxy's scores (overrides quantile)")
     quantile: float = Field(default=0.5, gt=0.0, lt=1.0, description="prune below this quantile of scores so far")
     warmup_trials: int = Field(default=5, ge=1, description="scores needed before the adaptive threshold applies")
     prune_non_finite: bool = Field(
@@ -81,6 +92,11 @@ class NaswotPrunerOptions(StrategyOptions):
     then: ThenScheduler | None = Field(
         default=None, description="scheduler for the trials that train (e.g. asha), chained after the pruner"
     )
+
+    @field_validator("proxy")
+    @classmethod
+    def _known_proxy(cls, proxy: str) -> str:
+        return check_proxy(proxy, auto=False)
 
     @model_validator(mode="after")
     def _finite_threshold(self) -> NaswotPrunerOptions:
@@ -157,6 +173,11 @@ class NaswotPruner(FIFOScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if NASWOT_METRIC not in result or trial.trial_id in self.decisions:
             return TrialScheduler.CONTINUE
+        used, mine = result.get("proxy"), getattr(self.options, "proxy", "naswot")  # pickled before the option
+        if used is not None and used != mine:
+            logger.error("trial %s reported a %r score but this pruner judges %r scores: it trains unjudged",
+                         trial.trial_id, used, mine)
+            return TrialScheduler.CONTINUE
         decision = self.judge(trial.trial_id, float(result[NASWOT_METRIC]), str(result.get(REASON_KEY) or ""))
         return TrialScheduler.STOP if decision.pruned else TrialScheduler.CONTINUE
 
@@ -181,7 +202,7 @@ class NaswotPrunerPlugin(SchedulerPlugin):
     """Stop trials whose NASWOT score is below a fixed or run-time-estimated threshold."""
 
     name = "naswot-pruner"
-    description = "Stop a trial before training when its NASWOT score is below a threshold."
+    description = "Stop a trial before training when its training-free (proxy) score is below a threshold."
     Options = NaswotPrunerOptions
     options: NaswotPrunerOptions
     trial_flags: ClassVar[dict[str, Any]] = {"_naswot": True}
@@ -199,15 +220,25 @@ class NaswotPrunerPlugin(SchedulerPlugin):
         return cls(options, self.context)
 
     def trial_wrappers(self) -> Sequence[TrialWrapper]:
-        """Score before training, in every trial flagged ``_naswot`` (:mod:`searchers._naswot_trials`)."""
-        return (NASWOT_FIRST,)
+        """Score with the proxy before training, in every trial flagged ``_naswot``
+        (:mod:`searchers._naswot_trials`)."""
+        return (proxy_first(self.options.proxy),)
+
+    def tracking_params(self) -> Mapping[str, Any]:
+        """The proxy the pruner judges with and its sign."""
+        return proxy_params(self.options.proxy, prefix="pruner_")
 
     def validate(self) -> None:
+        if self.options.threshold is not None and "proxy" not in self.options.model_fields_set:
+            logger.warning("naswot-pruner: the fixed threshold %g applies to scores of the default proxy %r; a "
+                           "threshold set for the paper's NASWOT scores needs proxy: naswot-paper",
+                           self.options.threshold, self.options.proxy)
         then = self.then()
         if then is not None:
             then.validate()
 
     def make_scheduler(self) -> NaswotPruner | ChainedScheduler:
+        log_proxy(self.name, self.options.proxy)
         pruner = NaswotPruner(self.options)
         then = self.then()
         if then is None:

@@ -24,7 +24,8 @@ from hpsearch.physics import EnergyGrid
 from hpsearch.tune import trainable
 from hpsearch.tune.kinds import TRAINING, check_first_suggestion, collect_trial_kinds, repeated, train_once
 from hpsearch.tune.trainable import TrialSettings, run_trial
-from hpsearch_searchers._naswot_trials import NASWOT_FIRST, SCORE_TRIALS, ProxyScoring
+from hpsearch.scoring.proxies import DEFAULT_PROXY
+from hpsearch_searchers._naswot_trials import NASWOT_FIRST, SCORE_TRIALS, ProxyFirst, ProxyScoring
 
 SPACE = SearchSpace.model_validate({"n_layers": [1, 2], "width": [8, 16]})
 
@@ -136,7 +137,7 @@ def test_settings_pickle_with_their_kinds_by_reference() -> None:
     settings = TrialSettings.from_config(config, "/x.h5", None)
     assert set(settings.kinds) == {"train", "score"}
     back = pickle.loads(pickle.dumps(settings))
-    assert back.kinds["score"].run == ProxyScoring("naswot")
+    assert back.kinds["score"].run == ProxyScoring(DEFAULT_PROXY)
     assert back.kinds["train"].run == Wrapped(NASWOT_FIRST.run, Wrapped(repeated, train_once))
     assert back == settings
 
@@ -245,28 +246,36 @@ def test_training_repeats_on_real_data_match_independent_trainings(monkeypatch: 
     assert NASWOT_METRIC not in final
 
 
+@pytest.mark.parametrize(("proxy", "convention"), [("naswot-paper", "paper"), ("naswot-v1", "v1")])
 def test_naswot_kinds_on_real_data_match_the_reference_scorer(monkeypatch: pytest.MonkeyPatch,
-                                                             be2_data: TrainingData) -> None:
+                                                             be2_data: TrainingData, proxy: str,
+                                                             convention: str) -> None:
     from hpsearch.scoring import naswot_mean_score
     from hpsearch.scoring.experiment import naswot_batch
 
-    config = _config(strategy={"name": "naswot"}, scheduler={"name": "naswot-pruner"})
+    config = _config(strategy={"name": "naswot", "options": {"proxy": proxy}},
+                     scheduler={"name": "naswot-pruner", "options": {"proxy": proxy}})
     settings = TrialSettings.from_config(config, "/x.h5", None)
+    assert settings.kinds["score"].run == ProxyScoring(proxy)
+    assert settings.kinds["train"].run == Wrapped(ProxyFirst(proxy), Wrapped(repeated, train_once))
     defaults = config.hyperparameter_defaults()
     batch = naswot_batch(be2_data, training_settings(defaults, config.training, 5), 32, 5)
     candidates = [{"n_layers": 1, "width": 8}, {"n_layers": 2, "width": 16}]
     expected = [naswot_mean_score(network_spec({**defaults, **c}, be2_data.n_features, be2_data.n_energies),
-                                  batch, n_init=2, seed=5).score for c in candidates]
+                                  batch, n_init=2, seed=5, convention=convention).score  # type: ignore[arg-type]
+                for c in candidates]
     reports = _reports(monkeypatch, be2_data)
     run_trial({"_kind": "score", "_candidates": candidates, "_phase": "score"}, settings)
     (final,) = reports
     scores = [float(s) for s in final["naswot_scores"].strip("[]").split(",")]
     assert scores == pytest.approx(expected, rel=1e-6) and scores[0] != pytest.approx(scores[1])
     assert final[NASWOT_METRIC] == pytest.approx(max(expected), rel=1e-6) and final["n_candidates"] == 2
+    assert final["proxy"] == proxy
     # the pruner's wrapper: the score first, then kept in every report of the training
     reports = _reports(monkeypatch, be2_data)
     run_trial({**candidates[1], "_naswot": True}, settings)
-    assert reports[0] == {NASWOT_METRIC: pytest.approx(expected[1], rel=1e-6), "naswot_reason": "", "phase": "naswot"}
+    assert reports[0] == {NASWOT_METRIC: pytest.approx(expected[1], rel=1e-6), "naswot_reason": "", "phase": "naswot",
+                          "proxy": proxy}
     assert all(r[NASWOT_METRIC] == reports[0][NASWOT_METRIC] for r in reports)
     assert reports[-1]["status"] == "completed" and math.isfinite(reports[-1][METRIC])
     reports = _reports(monkeypatch, be2_data)

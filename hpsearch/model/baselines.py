@@ -214,8 +214,8 @@ def _scored(reader: StoreReader, split: Split, ridge_lambda: float, descriptor_m
              fitted.n_train_points, ridge_lambda)
     return BaselineReport(
         store=str(reader.path), split=split.to_dict(), ridge_lambda=float(ridge_lambda),
-        descriptor_scaling=descriptor_mode, ldos_scaling=ldos_mode, n_train_points=fitted.n_train_points, evaluations=evaluations,
-        band_energy_spread_mev_per_atom=spread,
+        descriptor_scaling=descriptor_mode, ldos_scaling=ldos_mode, n_train_points=fitted.n_train_points,
+        evaluations=evaluations, band_energy_spread_mev_per_atom=spread,
     )
 
 
@@ -300,10 +300,10 @@ class BaselineReport:
         return head, rows
 
     def spread_line(self) -> str:
-        s = self.band_energy_spread_mev_per_atom
+        spread = {k: _fmt(self.band_energy_spread_mev_per_atom.get(k, math.nan), ".3g")
+                  for k in ("test", "validation", "all")}
         return ("reference band energy between snapshots (sample std, meV/atom): "
-                f"test {_fmt(s.get('test', math.nan), '.3g')}, validation {_fmt(s.get('validation', math.nan), '.3g')}, "
-                f"all {_fmt(s.get('all', math.nan), '.3g')}")
+                f"test {spread['test']}, validation {spread['validation']}, all {spread['all']}")
 
     def markdown(self) -> str:
         """The table as Markdown, with the split and the band-energy spread below it."""

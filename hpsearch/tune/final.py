@@ -249,8 +249,9 @@ def study_baselines(config: ExperimentConfig, store_path: str | Path, split: Any
     from hpsearch.model.baselines import store_baselines
 
     try:
-        report = store_baselines(store_path, split, descriptor_mode=config.training.descriptor_scaling,  # type: ignore[arg-type]
-                                 ldos_mode=config.training.ldos_scaling)  # type: ignore[arg-type]
+        training = config.training
+        report = store_baselines(store_path, split, descriptor_mode=training.descriptor_scaling,  # type: ignore[arg-type]
+                                 ldos_mode=training.ldos_scaling)  # type: ignore[arg-type]
     except HpsearchError as exc:
         logger.warning("study %s has no baselines: %s", config.name, exc)
         return None

@@ -94,7 +94,8 @@ def test_the_search_never_sees_the_test_set(
     # the baselines of the split are fitted on training snapshots: only their test column moves
     assert original.baselines is not None and altered.baselines is not None
     for predictor in ("ridge", "constant"):
-        assert original.baselines.ldos_rmse(predictor, "validation") == altered.baselines.ldos_rmse(predictor, "validation")
+        validation = original.baselines.ldos_rmse(predictor, "validation")
+        assert validation == altered.baselines.ldos_rmse(predictor, "validation")
         assert original.baselines.ldos_rmse(predictor, "test") != altered.baselines.ldos_rmse(predictor, "test")
     assert original.skill == pytest.approx(original.baselines.ldos_rmse("ridge", "test") / original.test_ldos_rmse)
 

@@ -117,7 +117,8 @@ def test_normal_equations_in_chunks_against_numpy() -> None:
         return lambda: ((torch.from_numpy(x[i : i + size]), torch.from_numpy(y[i : i + size]))
                         for i in range(0, len(x), size))
 
-    whole, pieces = fit_linear_baselines(chunks(700), ridge_lambda=lam), fit_linear_baselines(chunks(64), ridge_lambda=lam)
+    whole = fit_linear_baselines(chunks(700), ridge_lambda=lam)
+    pieces = fit_linear_baselines(chunks(64), ridge_lambda=lam)
     coef = _numpy_ridge(x.astype(np.float64), y.astype(np.float64), lam)[0]
     for fitted in (whole, pieces):
         assert fitted.n_train_points == 700

@@ -11,7 +11,10 @@ DFT_APT := libxc-dev libopenblas-dev libfftw3-dev
 DFT_SPEC ?= 'gpaw>=25.1' 'gpaw-data>=1.2'
 DFT_SKIP_APT ?=
 
-.PHONY: demo test venv clean-venv lint bench dft test-dft
+# Quantum ESPRESSO for the default dataset (`hpsearch data generate`, engine qe): pw.x, pp.x, ld1.x.
+QE_APT := quantum-espresso
+
+.PHONY: demo test venv clean-venv lint bench dft test-dft qe qe-optional
 
 venv: $(VENV)/.installed
 
@@ -22,11 +25,30 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-demo: venv
+demo: venv qe
 	$(VENV)/bin/hpsearch demo
 
-test: venv
+test: venv qe-optional
 	$(PY) -m pytest -q -ra --durations=20 $(PYTEST_ARGS)
+
+# Quantum ESPRESSO from the distribution (Debian/Ubuntu: about 25 s); apt runs only when pw.x,
+# pp.x or ld1.x is missing and we are root.
+qe:
+	@if command -v pw.x >/dev/null 2>&1 && command -v pp.x >/dev/null 2>&1 && command -v ld1.x >/dev/null 2>&1; then \
+		echo "make qe: Quantum ESPRESSO present ($$(command -v pw.x))"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(QE_APT) >/dev/null && \
+		echo "make qe: installed $$(command -v pw.x)"; \
+	else \
+		echo "make qe: Quantum ESPRESSO (pw.x, pp.x, ld1.x) is missing and cannot be installed here (needs root and apt-get). Run" >&2; \
+		echo "  sudo apt-get install -y $(QE_APT)" >&2; \
+		echo "(or put pw.x, pp.x and ld1.x of QE 6.x/7.x on the PATH)" >&2; \
+		exit 1; \
+	fi
+
+# For the tests: install QE when possible; without it the tests of the qe engine are skipped.
+qe-optional:
+	@$(MAKE) --no-print-directory qe || echo "make test: without Quantum ESPRESSO the qe engine's tests are skipped"
 
 lint: venv
 	$(VENV)/bin/lint-imports

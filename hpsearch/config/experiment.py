@@ -9,6 +9,9 @@ Example YAML (every section but ``name`` and ``search_space`` is optional)::
       width: [32, 64, 128]
       learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
     fixed: {activation: LeakyReLU, max_epochs: 30}
+    # cheaper trials: 100000 random training points per epoch, per-epoch validation on 20000
+    # fixed points (the trial's final validation errors stay on every point)
+    # fixed: {max_epochs: 30, points_per_epoch: 100000, validation_points: 20000}
     strategy: {name: tpe, options: {n_startup_trials: 5}}
     scheduler: {name: naswot-pruner, options: {quantile: 0.5, warmup_trials: 5}}
     budget: {max_trials: 40, max_concurrent: 2}
@@ -315,8 +318,10 @@ def check_finite_numbers(config: ExperimentConfig) -> None:
 
 
 # -- from hyperparameters to the model's objects (used by validation and by every trial) ----------
+#: ``points_per_epoch`` and ``validation_points`` (the training's cost levers) are not in
+#: DEFAULT_HYPERPARAMETERS: unset, a trial trains and validates on every point.
 _TRAINING_KEYS = ("optimizer", "learning_rate", "batch_size", "weight_decay", "patience", "min_delta",
-                  "max_epochs", "lr_schedule")
+                  "max_epochs", "lr_schedule", "points_per_epoch", "validation_points")
 
 
 def network_spec(params: dict[str, Any], n_in: int, n_out: int) -> Any:

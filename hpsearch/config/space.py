@@ -35,6 +35,8 @@ OPTIMISATION_PARAMETERS = (
     "min_delta",
     "max_epochs",
     "lr_schedule",
+    "points_per_epoch",
+    "validation_points",
 )
 _PER_LAYER = re.compile(r"^(width|activation)_(\d+)$")
 

@@ -27,7 +27,7 @@ import torch
 
 from hpsearch.errors import DataError
 from hpsearch.model.scaling import Moments, Scalers, ScalingMode
-from hpsearch.model.sources import chunked_permutation
+from hpsearch.model.sources import chunked_permutation, validation_sample_rows
 
 if TYPE_CHECKING:
     from hpsearch.data.splits import Split
@@ -102,6 +102,9 @@ class TrainingData:
     #: chunk-shuffled order of :func:`~hpsearch.model.sources.chunk_plan`, as the streamed path does.
     chunk_points: int | None = None
     _scalers: dict[tuple[str, str], Scalers] = dataclasses.field(default_factory=dict, repr=False)
+    #: fixed validation subsamples already drawn, by size (see :meth:`validation_sample`)
+    _validation_samples: dict[int, tuple[torch.Tensor, torch.Tensor]] = dataclasses.field(default_factory=dict,
+                                                                                          repr=False)
     #: per validation snapshot, in order: :func:`snapshot_metadata` plus ``n_points`` (its rows of
     #: ``x_val``); empty when unknown (then no validation band-energy error can be computed)
     validation_meta: tuple[dict[str, Any], ...] = ()
@@ -159,15 +162,19 @@ class TrainingData:
     def device(self) -> torch.device:
         return self.x_train.device
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def train_batches(self, batch_size: int, generator: torch.Generator,
+                      n_points: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of unscaled mini-batches: a seeded permutation of all points, or the chunked
-        order (see ``chunk_points``); ``generator`` lives on :attr:`device`."""
+        order (see ``chunk_points``); ``generator`` lives on :attr:`device`. ``n_points`` (fewer
+        than all): only the first ``n_points`` of that order, a seeded subsample without replacement."""
         x, y = self.x_train, self.y_train
         if self.chunk_points is None:
             perm = torch.randperm(x.shape[0], generator=generator, device=x.device)
+            if n_points is not None and n_points < perm.shape[0]:
+                perm = perm[:n_points]
         else:
-            perm = chunked_permutation(x.shape[0], self.chunk_points, generator).to(x.device)
-        for start in range(0, x.shape[0], batch_size):
+            perm = chunked_permutation(x.shape[0], self.chunk_points, generator, n_points).to(x.device)
+        for start in range(0, perm.shape[0], batch_size):
             idx = perm[start : start + batch_size]
             yield x.index_select(0, idx), y.index_select(0, idx)
 
@@ -175,6 +182,16 @@ class TrainingData:
         """Every validation point once, in order, ``size`` at a time (views, no copies)."""
         for start in range(0, self.x_val.shape[0], size):
             yield self.x_val[start : start + size], self.y_val[start : start + size]
+
+    def validation_sample(self, n_points: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The fixed validation subsample of ``n_points`` points (copies, kept); None: all points."""
+        if n_points not in self._validation_samples:
+            rows = validation_sample_rows(self.n_val_points, n_points)
+            if rows is None:
+                return None
+            rows = rows.to(self.x_val.device)
+            self._validation_samples[n_points] = (self.x_val.index_select(0, rows), self.y_val.index_select(0, rows))
+        return self._validation_samples[n_points]
 
     def train_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Unscaled descriptors of the training points ``rows``."""
@@ -201,7 +218,7 @@ class TrainingData:
         moved = dataclasses.replace(
             self, x_train=self.x_train.to(device), y_train=self.y_train.to(device),
             x_val=self.x_val.to(device), y_val=self.y_val.to(device),
-            test=[t.to(device) for t in self.test], _scalers={},
+            test=[t.to(device) for t in self.test], _scalers={}, _validation_samples={},
         )
         for key, scalers in self._scalers.items():
             moved._scalers[key] = Scalers.from_state_dict(scalers.state_dict()).to(device)

@@ -30,7 +30,7 @@ import torch
 from hpsearch.errors import DataError
 from hpsearch.model.data import as_tensor
 from hpsearch.model.scaling import Moments, Scalers, ScalingMode
-from hpsearch.model.sources import batches_from_chunks, chunk_plan, chunk_ranges
+from hpsearch.model.sources import batches_from_chunks, chunk_plan, chunk_ranges, gather_rows, validation_sample_rows
 
 if TYPE_CHECKING:
     from hpsearch.data.splits import Split
@@ -223,6 +223,9 @@ class StreamedData:
     device: torch.device = torch.device("cpu")
     source: str = ""
     _scalers: dict[tuple[str, str], Scalers] = dataclasses.field(default_factory=dict, repr=False)
+    #: fixed validation subsamples read so far, by size (held in memory: see :meth:`validation_sample`)
+    _validation_samples: dict[int, tuple[torch.Tensor, torch.Tensor]] = dataclasses.field(default_factory=dict,
+                                                                                          repr=False)
 
     def __post_init__(self) -> None:
         if self.n_train_points < 1 or self.n_val_points < 1:
@@ -241,17 +244,33 @@ class StreamedData:
     def to(self, device: torch.device | str) -> StreamedData:
         """The same stream delivering to ``device`` (nothing is moved: chunks go there as read)."""
         device = torch.device(device)
-        return self if device == self.device else dataclasses.replace(self, device=device, _scalers={})
+        if device == self.device:
+            return self
+        return dataclasses.replace(self, device=device, _scalers={}, _validation_samples={})
 
     def _stream(self, names: tuple[str, ...], ranges: Iterable[tuple[int, int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return stream_chunks(self.reader, names, ranges, self.device, self.prefetch)
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        plan = chunk_plan(self.n_train_points, self.chunk_points, generator)
+    def train_batches(self, batch_size: int, generator: torch.Generator,
+                      n_points: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch in the chunked order; ``n_points``: only the first ranges of the plan holding
+        that many points are read (the last cut short), the in-memory chunked subsample."""
+        plan = chunk_plan(self.n_train_points, self.chunk_points, generator, n_points)
         return batches_from_chunks(self._stream(self.train_names, plan), batch_size, generator)
 
     def validation_chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self._stream(self.validation_names, chunk_ranges(self.n_val_points, self.chunk_points))
+
+    def validation_sample(self, n_points: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The fixed validation subsample (the same points as the in-memory path), read in one
+        streamed pass on first use and then held: ``n_points`` x (features + energies) float32,
+        so later epochs read nothing. None when ``n_points`` covers every validation point."""
+        if n_points not in self._validation_samples:
+            rows = validation_sample_rows(self.n_val_points, n_points)
+            if rows is None:
+                return None
+            self._validation_samples[n_points] = gather_rows(self.validation_chunks(), rows)
+        return self._validation_samples[n_points]
 
     @classmethod
     def from_store(cls, path: str | Path, split: Split, chunk_points: int = 1 << 16,

@@ -5,6 +5,12 @@ scales each mini-batch on the fly, evaluates validation in large chunks under ``
 and synchronises with the device once per epoch. A NaN or inf loss ends training with
 ``status="diverged"`` instead of raising, so one bad trial never kills a study.
 
+Two levers make a trial cheaper (both None by default: every point, as before):
+``points_per_epoch`` trains each epoch on a seeded random subsample (a new one per epoch, without
+replacement), and ``validation_points`` measures the per-epoch validation loss (early stopping,
+the learning-rate plateau, what a trial reports per epoch) on a fixed subsample; the result's
+``best_val_loss`` is then recomputed on every validation point.
+
 Example:
     >>> result = train(spec, TrainingSettings(max_epochs=50, patience=5), data)
     >>> result.status, result.best_val_loss, result.history[-1]
@@ -21,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hpsearch.errors import ConfigError, DataError
 from hpsearch.model.sources import PointSource
@@ -48,6 +54,11 @@ class TrainingSettings(BaseModel):
     ``val_loss < best_val_loss * (1 - min_delta)``. ``patience=None`` disables early stopping.
     ``lr_schedule``: ``plateau`` (multiply by ``lr_factor`` after ``lr_patience`` epochs without
     improvement), ``cosine`` (to 0 over ``max_epochs``) or ``exponential`` (``lr_factor`` per epoch).
+    ``points_per_epoch``: training points per epoch, a new seeded subsample each epoch (None or at
+    least every point: all, as without it); early stopping and schedulers still count epochs.
+    ``validation_points``: the per-epoch validation loss on a fixed subsample of this many
+    validation points, the same for every epoch and trial (None: all); ``best_val_loss`` of the
+    result is on every validation point.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -66,6 +77,15 @@ class TrainingSettings(BaseModel):
     descriptor_scaling: ScalingMode = "feature-standard"
     ldos_scaling: ScalingMode = "minmax"
     seed: int = 0
+    points_per_epoch: int | None = Field(default=None, ge=1, description="None: every training point")
+    validation_points: int | None = Field(default=None, ge=1, description="None: every validation point")
+
+    @field_validator("points_per_epoch", "validation_points", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        if isinstance(value, (bool, str)) or (isinstance(value, (int, float)) and not value >= 1):
+            raise ValueError(f"{value!r} is not a number of points: give a positive integer, or null for all points")
+        return value
 
 
 @dataclasses.dataclass
@@ -82,11 +102,22 @@ class TrainingResult:
     spec: NetworkSpec
     settings: TrainingSettings
     best_epoch: int = 0
+    #: validation loss of the kept weights on every validation point (also with ``validation_points``)
     best_val_loss: float = math.inf
     #: from the call of :func:`train` to the end of the first optimiser step
     first_batch_seconds: float = math.nan
     #: training points per second over the whole run (validation passes included)
     points_per_second: float = math.nan
+    #: the best epoch's validation loss as measured per epoch (on the validation subsample when
+    #: ``validation_points`` is set; else equal to ``best_val_loss``)
+    best_epoch_val_loss: float = math.inf
+    #: training points seen over all epochs
+    points_trained: int = 0
+    #: seconds in the epochs' optimiser steps, in the per-epoch validation passes, and in the
+    #: final validation on every point (0 without ``validation_points``)
+    loop_seconds: float = 0.0
+    validation_seconds: float = 0.0
+    final_validation_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -170,12 +201,20 @@ class _Epochs:
         self.scheduler = _make_scheduler(self.opt, s)
         self.gen = torch.Generator(device=data.device).manual_seed(s.seed)
         self.first_batch_at: float | None = None
+        self.points_trained = 0
+        self.loop_seconds = 0.0
+        started = time.perf_counter()  # drawing (a streamed source: reading) the subsample counts as validation
+        self.val_sample = data.validation_sample(s.validation_points) if s.validation_points is not None else None
+        self.validation_seconds = time.perf_counter() - started
 
     def train_epoch(self) -> float:
-        """One pass over the shuffled training points; the mean scaled MSE (one device sync)."""
+        """One pass over this epoch's shuffled training points (all, or ``points_per_epoch``); the
+        mean scaled MSE (one device sync)."""
+        started = time.perf_counter()
         self.model.train()
         total = torch.zeros((), dtype=torch.float64, device=self.data.device)
-        for xb, yb in self.data.train_batches(self.s.batch_size, self.gen):
+        n_points = 0
+        for xb, yb in self.data.train_batches(self.s.batch_size, self.gen, self.s.points_per_epoch):
             xb = self.scalers.transform_descriptors(xb)
             yb = self.scalers.transform_ldos(yb)
             self.opt.zero_grad(set_to_none=True)
@@ -183,12 +222,26 @@ class _Epochs:
             loss.backward()
             self.opt.step()
             total += loss.detach() * xb.shape[0]
+            n_points += int(xb.shape[0])
             if self.first_batch_at is None:
                 float(loss.detach())  # synchronise once, to time the first step honestly
                 self.first_batch_at = time.perf_counter()
-        return float(total) / self.data.n_train_points
+        mean = float(total) / max(n_points, 1)
+        self.points_trained += n_points
+        self.loop_seconds += time.perf_counter() - started
+        return mean
 
     def val_loss(self) -> float:
+        """The per-epoch validation loss: on the fixed subsample when there is one, else on all points."""
+        started = time.perf_counter()
+        if self.val_sample is not None:
+            value = validation_loss(self.model, self.scalers, *self.val_sample)
+        else:
+            value = self.full_val_loss()
+        self.validation_seconds += time.perf_counter() - started
+        return value
+
+    def full_val_loss(self) -> float:
         return chunked_loss(self.model, self.scalers, self.data.validation_chunks(), self.data.n_val_points)
 
     def step_schedule(self, val: float) -> None:
@@ -307,15 +360,28 @@ def train(
             status, reason = _run_epochs(loop, stopper, history, on_epoch)
         except torch.OutOfMemoryError as exc:
             status, reason = "failed", f"out of memory on {dev}: {exc}; lower batch_size or width"
-    seconds = time.perf_counter() - t0
     if stopper.best_state is not None:
         model.load_state_dict(stopper.best_state)
     model.eval()
+    best_val, final_seconds = _final_validation(loop, stopper)
+    seconds = time.perf_counter() - t0
     log.log(logging.WARNING if status != "completed" else logging.INFO, "training %s: %s", status, reason)
     return TrainingResult(
         model=model, scalers=scalers, history=history, status=status, reason=reason,
         epochs=len(history), seconds=seconds, spec=spec, settings=settings,
-        best_epoch=stopper.best_epoch, best_val_loss=stopper.best,
+        best_epoch=stopper.best_epoch, best_val_loss=best_val,
         first_batch_seconds=(loop.first_batch_at - t0) if loop.first_batch_at else math.nan,
-        points_per_second=len(history) * data.n_train_points / seconds if seconds > 0 else math.nan,
+        points_per_second=loop.points_trained / seconds if seconds > 0 else math.nan,
+        best_epoch_val_loss=stopper.best, points_trained=loop.points_trained, loop_seconds=loop.loop_seconds,
+        validation_seconds=loop.validation_seconds, final_validation_seconds=final_seconds,
     )
+
+
+def _final_validation(loop: _Epochs, stopper: _Stopper) -> tuple[float, float]:
+    """(validation loss of the kept weights on every point, seconds): the per-epoch value when that
+    was on every point already, else one pass over all validation points (the model is loaded)."""
+    if loop.val_sample is None or stopper.best_state is None:
+        return stopper.best, 0.0
+    started = time.perf_counter()
+    value = loop.full_val_loss()
+    return value, time.perf_counter() - started

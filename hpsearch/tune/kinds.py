@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,10 +21,16 @@ from hpsearch.config.trials import TRAIN_KIND, Report, TrialContext, TrialFuncti
 from hpsearch.errors import ConfigError
 
 
+#: Seconds of a training trial's parts, summed over its repeats: optimiser steps, per-epoch
+#: validation, and the final evaluation on every validation point (LDOS loss and band energy).
+TIMING_FIELDS = ("loop_seconds", "validation_seconds", "evaluation_seconds")
+
+
 def train_once(config: dict[str, Any], context: TrialContext) -> dict[str, Any]:
     """Train the configuration once (seed ``seed + _seed``), reporting every epoch; the validation
-    band-energy error and the best epoch's validation LDOS loss when it completes."""
-    from hpsearch.model import build_network, count_parameters, evaluate, train
+    band-energy error and the best epoch's validation LDOS loss, both on every validation point,
+    when it completes."""
+    from hpsearch.model import count_parameters, evaluate, train
 
     data = context.data
     params = context.parameters(config)
@@ -38,10 +45,14 @@ def train_once(config: dict[str, Any], context: TrialContext) -> dict[str, Any]:
                    device=context.device)
     out: dict[str, Any] = {"status": "completed" if result.ok else result.status, "reason": result.reason or "",
                            "training_seconds": result.seconds, "epochs": result.epochs,
-                           "n_parameters": count_parameters(build_network(spec, seed=0))}
+                           "n_parameters": count_parameters(result.model), "loop_seconds": result.loop_seconds,
+                           "validation_seconds": result.validation_seconds,
+                           "evaluation_seconds": result.final_validation_seconds}
     if not result.ok:
         return out
+    started = time.perf_counter()
     error = evaluate(result.model, result.scalers, data.validation_snapshots).mean_band_energy_error_mev_per_atom
+    out["evaluation_seconds"] += time.perf_counter() - started
     if not math.isfinite(error):
         return {**out, "status": "diverged",
                 "reason": "the predicted DOS gives no finite band energy on a validation snapshot"}
@@ -62,6 +73,7 @@ def repeated(config: dict[str, Any], context: TrialContext, inner: TrialFunction
     errors: list[float] = []
     losses: list[float] = []
     seconds, epochs = 0.0, 0
+    parts = dict.fromkeys(TIMING_FIELDS, 0.0)
     last: dict[str, Any] = {}
     for repeat in range(context.repeats):
         report = functools.partial(_epoch_of_repeat, context.report, repeat, epochs)
@@ -69,12 +81,15 @@ def repeated(config: dict[str, Any], context: TrialContext, inner: TrialFunction
                      dataclasses.replace(context, report=report))
         seconds += float(last.get("training_seconds", 0.0))
         epochs += int(last.get("epochs", 0))
+        for key in parts:
+            parts[key] += float(last.get(key, 0.0))
         if last.get("status") != "completed":
             break
         errors.append(float(last[METRIC]))
         losses.append(float(last[LDOS_METRIC]))
     final: dict[str, Any] = {**{k: v for k, v in last.items() if k not in (METRIC, LDOS_METRIC)},
                              "training_seconds": seconds, "epochs": epochs, "repeats_done": len(errors)}
+    final.update({k: v for k, v in parts.items() if k in last})
     if final.get("status") == "completed":
         final[METRIC] = sum(errors) / len(errors)
         final[LDOS_METRIC] = sum(losses) / len(losses)

@@ -65,6 +65,10 @@ def study_params(config: ExperimentConfig, store_path: str, store_hash: str,
         "max_trials": config.budget.max_trials,
         "search_space": ",".join(config.search_space.names),
     }
+    defaults = config.hyperparameter_defaults()
+    for lever in ("points_per_epoch", "validation_points"):  # the training's cost levers; "all": not set
+        value = defaults.get(lever)
+        params[lever] = "searched" if lever in config.search_space.names else value if value is not None else "all"
     if config.scheduler:
         params["scheduler_options"] = json.dumps(config.scheduler.options, sort_keys=True)
     params.update(settled or {})

@@ -5,8 +5,12 @@ study's :attr:`TrialSettings.kinds` (the built-in training of :mod:`hpsearch.tun
 what the strategy and scheduler declare, :mod:`hpsearch.config.trials`); this module knows no
 kind by name. The training kind reports every epoch ``{epoch, repeat, train_loss, val_loss}``
 and finishes with the mean band-energy error on the **validation** snapshots
-(``val_error_mev_per_atom``), the validation LDOS loss of the best epoch (``val_ldos_mse``) and
-``status`` completed / diverged / failed. A trial never sees a test snapshot: the data it gets
+(``val_error_mev_per_atom``), the validation LDOS loss of the best epoch (``val_ldos_mse``, on
+every validation point also when ``validation_points`` subsamples the per-epoch ``val_loss``) and
+``status`` completed / diverged / failed. The final result also says where the trial's time
+went: ``data_seconds`` (the shard data), ``loop_seconds``, ``validation_seconds``,
+``evaluation_seconds`` (see :data:`hpsearch.tune.kinds.TIMING_FIELDS`), ``report_seconds`` (the
+per-epoch reports) and ``trial_seconds`` (all of it). A trial never sees a test snapshot: the data it gets
 hold none (see ``hpsearch.tune.runner``).
 
 A trial never raises: an exception (or an unknown kind) becomes ``status: failed`` with the
@@ -100,13 +104,17 @@ def _training_data(settings: TrialSettings) -> Any:
 
 
 class _Reporter:
-    """A trial's reports to Tune; fields kept by the kind go into every later report."""
+    """A trial's reports to Tune; fields kept by the kind go into every later report. Counts the
+    seconds spent in reports (each waits for the driver to take the result)."""
 
     def __init__(self) -> None:
         self.kept: dict[str, Any] = {}
+        self.seconds = 0.0
 
     def report(self, metrics: dict[str, Any]) -> None:
+        started = time.perf_counter()
         _report({**metrics, **self.kept})
+        self.seconds += time.perf_counter() - started
 
     def keep(self, fields: dict[str, Any]) -> None:
         self.kept.update(fields)
@@ -122,12 +130,16 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     started = time.perf_counter()
     name, kind = _kind_of(config, settings)
     reporter = _Reporter()
+    timing: dict[str, float] = {}
     try:
         if kind is None:
             raise ConfigError(f"unknown trial kind {name!r}; this study knows {', '.join(sorted(settings.kinds))}")
         match_threads_to_resources()
+        fetched = time.perf_counter()
+        data = _training_data(settings)
+        timing["data_seconds"] = time.perf_counter() - fetched
         context = TrialContext(
-            data=_training_data(settings), defaults=settings.defaults, training=settings.training,
+            data=data, defaults=settings.defaults, training=settings.training,
             naswot=settings.naswot, repeats=settings.repeats, seed=settings.seed, device=_device(settings),
             report=reporter.report, keep=reporter.keep,
         )
@@ -137,4 +149,6 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         logger.warning("trial failed: %s\n%s", exc, traceback.format_exc())
         reason = f"{type(exc).__name__}: {exc}"
         final = {"status": "failed", "reason": reason, **(kind.failure(config, reason) if kind is not None else {})}
-    reporter.report({**final, "trial_seconds": time.perf_counter() - started})
+    # the final report's own wait is not in report_seconds (it ends the trial)
+    reporter.report({**final, **timing, "report_seconds": reporter.seconds,
+                     "trial_seconds": time.perf_counter() - started})

@@ -13,7 +13,7 @@ import torch
 from hpsearch.data import open_store, split_snapshots
 from hpsearch.data.enlarge import enlarge_store
 from hpsearch.errors import ConfigError
-from hpsearch.model import NetworkSpec, TrainingData, TrainingSettings, evaluate, train
+from hpsearch.model import NetworkSpec, TrainingData, TrainingSettings, evaluate, train, validation_loss
 from hpsearch.model.scaling import MOMENT_BLOCK_ROWS, feature_moments
 from hpsearch.model.sources import PointSource, batches_from_chunks, chunk_plan, chunked_permutation
 from hpsearch.model.streaming import StreamedData
@@ -160,3 +160,45 @@ def test_dataset_streaming_options_are_validated() -> None:
                      ({"prefetch_chunks": 99}, "prefetch_chunks")):
         with pytest.raises(ConfigError, match=key):
             parse_experiment({**base, "dataset": bad})
+
+
+class _CountingReader:
+    """A ChunkReader that counts the rows it reads, per part of the split."""
+
+    def __init__(self, reader: object, train_names: tuple[str, ...]) -> None:
+        self.reader, self.train_names = reader, train_names
+        self.rows = {"train": 0, "validation": 0}
+
+    def request(self, names: tuple[str, ...], start: int, stop: int) -> object:
+        self.rows["train" if tuple(names) == self.train_names else "validation"] += stop - start
+        return self.reader.request(names, start, stop)  # type: ignore[attr-defined]
+
+    def result(self, handle: object) -> object:
+        return self.reader.result(handle)  # type: ignore[attr-defined]
+
+
+def test_streamed_training_honours_points_per_epoch_and_validation_points(tall_store: Path) -> None:
+    split = split_snapshots(_names(tall_store), 2, 1, 1)
+    chunk = 3000
+    memory = dataclasses.replace(TrainingData.from_store(tall_store, split), chunk_points=chunk)
+    opened = StreamedData.from_store(tall_store, split, chunk_points=chunk)
+    counter = _CountingReader(opened.reader, opened.train_names)
+    streamed = dataclasses.replace(opened, reader=counter)
+    spec = NetworkSpec(n_in=memory.n_features, n_out=memory.n_energies, widths=(24,), activations="Tanh")
+    settings = TrainingSettings(max_epochs=3, batch_size=128, learning_rate=3e-3, patience=None, seed=11,
+                                points_per_epoch=7500, validation_points=2000)
+    a, b = train(spec, settings, memory), train(spec, settings, streamed)
+    assert a.status == b.status == "completed" and a.points_trained == b.points_trained == 3 * 7500
+    # the streamed subsample is the in-memory chunked one: the same losses, epoch by epoch
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    for ha, hb in zip(a.history, b.history):
+        assert hb["val_loss"] == pytest.approx(ha["val_loss"], rel=1e-12)
+    # the same fixed validation points on both paths; the final loss on every point
+    sample_a, sample_b = memory.validation_sample(2000), streamed.validation_sample(2000)
+    assert sample_a is not None and sample_b is not None
+    assert torch.equal(sample_a[0], sample_b[0]) and torch.equal(sample_a[1], sample_b[1])
+    full = validation_loss(b.model, b.scalers, memory.x_val, memory.y_val)
+    assert b.best_val_loss == pytest.approx(full, rel=1e-12) and b.best_val_loss != b.best_epoch_val_loss
+    # reads: the epochs' points only; validation once for the subsample, once for the final loss
+    assert counter.rows["train"] == 3 * 7500
+    assert counter.rows["validation"] == 2 * streamed.n_val_points

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 __all__ = ["LABELS", "PAPER_STRATEGIES", "QUICK_STRATEGIES"]
 
-#: Experiment files (stems) of the full benchmark, in the order they run: the paper's six, then
-#: the multi-fidelity peers and the proxy-guided hybrid.
-PAPER_STRATEGIES = ("naswot", "naswot-optimized", "tpe-pruner", "oat", "direct", "tpe",
+#: Experiment files (stems) of the full benchmark, in the order they run: the null (no search: one
+#: random architecture, the row TPE must beat for the benchmark to decide anything), the paper's
+#: six, then the multi-fidelity peers and the proxy-guided hybrid.
+PAPER_STRATEGIES = ("null", "naswot", "naswot-optimized", "tpe-pruner", "oat", "direct", "tpe",
                     "random-asha", "tpe-asha", "naswot-halving")
-#: The short comparison of ``hpsearch demo`` (``experiments/quick/``).
-QUICK_STRATEGIES = ("naswot", "tpe-pruner", "oat", "tpe")
+#: The short comparison of ``hpsearch demo`` (``experiments/quick/``), with the null.
+QUICK_STRATEGIES = ("null", "naswot", "tpe-pruner", "oat", "tpe")
 #: How each file's strategy is named in the table (the reference of the speed-up is "tpe").
 LABELS = {
+    "null": "no search",
     "direct": "direct",
     "tpe": "tpe",
     "tpe-pruner": "tpe + naswot-pruner",

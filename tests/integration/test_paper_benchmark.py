@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = REPO / "experiments"
 TABLE1 = {"direct", "tpe", "tpe-pruner", "oat", "naswot", "naswot-optimized"}
 MULTI_FIDELITY = {"random-asha", "tpe-asha", "naswot-halving"}
+NULL = {"null"}  # no search: the row TPE must beat for the benchmark to decide anything
 
 
 def _raw(path: Path) -> dict:
@@ -30,7 +31,7 @@ def _raw(path: Path) -> dict:
 @pytest.mark.parametrize("quick", [False, True])
 def test_experiment_files_parse_and_share_one_search_space(quick: bool) -> None:
     files = experiment_files(quick=quick, experiments_dir=EXPERIMENTS / "quick" if quick else EXPERIMENTS)
-    assert set(files) == (set(QUICK_STRATEGIES) if quick else TABLE1 | MULTI_FIDELITY)
+    assert set(files) == (set(QUICK_STRATEGIES) if quick else TABLE1 | MULTI_FIDELITY | NULL)
     configs = {stem: Experiment.from_yaml(path).validate().config for stem, path in files.items()}
     spaces = {stem: c.search_space.model_dump() for stem, c in configs.items()}
     reference = spaces["tpe"]
@@ -47,6 +48,7 @@ def test_experiment_files_parse_and_share_one_search_space(quick: bool) -> None:
     assert configs["tpe"].scheduler is None
     strategies = {stem: c.strategy.name for stem, c in configs.items()}
     assert strategies["naswot"] == "naswot" and strategies["oat"] == "oat" and strategies["tpe-pruner"] == "tpe"
+    assert strategies["null"] == "null" and configs["null"].budget.max_trials == 1 and configs["null"].scheduler is None
     if not quick:
         assert all(c.retrains == 5 for c in configs.values())
         assert strategies["direct"] == "direct" and strategies["naswot-optimized"] == "naswot-optimized"
@@ -62,8 +64,8 @@ def test_quick_space_is_the_full_space() -> None:
 
 
 def test_every_benchmark_strategy_has_a_label_and_a_file() -> None:
-    assert set(PAPER_STRATEGIES) == TABLE1 | MULTI_FIDELITY == set(LABELS)
-    assert set(QUICK_STRATEGIES) <= TABLE1
+    assert set(PAPER_STRATEGIES) == TABLE1 | MULTI_FIDELITY | NULL == set(LABELS)
+    assert NULL <= set(QUICK_STRATEGIES) <= TABLE1 | NULL and LABELS["null"] == "no search"
     assert _raw(EXPERIMENTS / "acsd_scan.yaml")["name"]  # the ACSD scan is there too
 
 

@@ -30,6 +30,8 @@ from scipy import ndimage  # noqa: E402
 
 from hpsearch.descriptors import SnapSettings, acsd, acsd_sampled, snap_grid  # noqa: E402
 
+from _outputs import output_paths
+
 REPO = Path(__file__).resolve().parents[1]
 BE2_DIR = Path(os.environ.get("HPSEARCH_BE2_DIR", REPO.parent / "shared" / "data" / "mala-be2"))
 SCAN = [(3.5, 6), (4.67637, 6), (4.67637, 10), (5.5, 8)]
@@ -126,7 +128,8 @@ def print_table(rows: list[dict[str, object]]) -> None:
         )
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; ``--out`` (a folder, or a .json file) is checked before any work and becomes the JSON path."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_acsd.json")
     parser.add_argument("--n-points", type=int, default=200)
@@ -135,7 +138,13 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=None,
                         help="also measure on the first snapshot of this store, on its grid "
                              "(e.g. the default dataset: hpsearch data generate -o al.h5)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.folder, args.out = output_paths(Path(args.out), "bench_acsd.json")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
 
     from hpsearch._lammps import new_lammps
 

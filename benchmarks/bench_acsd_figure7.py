@@ -30,6 +30,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from _outputs import output_paths
+
 REPO = Path(__file__).resolve().parents[1]
 RCUTS = (3.0, 3.75, 4.67637, 5.5, 6.5)
 QUICK_RCUTS = (3.0, 4.67637, 6.0)
@@ -138,7 +140,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; ``--out`` (a folder, or a .json file; the figure goes next to it) is checked before any work."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="default", help="default | small | a store path")
     parser.add_argument("--rcut", default=None, help="comma-separated cutoffs (Angstrom)")
@@ -150,7 +153,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="processes computing descriptor grids")
     parser.add_argument("--quick", action="store_true", help="3 cutoffs, 2 seeds, 15 epochs")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_acsd_figure7.json")
-    return parser.parse_args()
+    args = parser.parse_args(argv)
+    args.folder, args.out = output_paths(args.out, "bench_acsd_figure7.json")
+    return args
 
 
 def train_per_rcut(store_path: Path, scan: list[Any], grids: dict[float, dict[str, np.ndarray]],

@@ -25,6 +25,8 @@ from hpsearch.scoring.auto import choice_scores, select_proxy
 from hpsearch.scoring.calibration import calibrate, ensemble_name, rank_average, top_k_regret
 
 
+from _outputs import output_paths
+
 def _error_key(rows: list[dict]) -> str:
     """The error the auto choice judges on: the validation LDOS RMSE (band energy in older studies)."""
     return "val_ldos_rmse" if rows and "val_ldos_rmse" in rows[0] else "val_error_mev_per_atom"
@@ -41,14 +43,21 @@ def _calibrations(rows: list[dict], names: list[str], ensembles: list[list[str]]
     return out
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; ``--out`` (a folder, or a .json file) is checked before any work and becomes the JSON path."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path)
     parser.add_argument("--m", type=int, default=12)
     parser.add_argument("--pilots", type=int, default=50)
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("results/bench_auto_choice.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.folder, args.out = output_paths(Path(args.out), "bench_auto_choice.json")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     study = json.loads(args.study.read_text())
     key = _error_key(study["rows"])
     rows = [r for r in study["rows"] if math.isfinite(r[key])]

@@ -17,7 +17,11 @@ model's own k-mesh, and the model at GPAW's k-mesh), then compares each model st
   repeats, split 2 / 3 / 3 of the 8 snapshots) on the GPAW store and on the model store at the
   model's own k-mesh: median test error with its 95 % CI per strategy, and the rank of each.
 
-    .venv/bin/python benchmarks/bench_engine_validation.py [--data-dir hpsearch-data]
+Everything it writes goes under ``--out`` (a folder, or a .json file whose folder holds the rest): the
+figure, the studies and, unless ``--data-dir`` names another place, the generated stores
+(``stores/``); ``--gpaw-store`` is only read.
+
+    .venv/bin/python benchmarks/bench_engine_validation.py [--data-dir DIR] [--gpaw-store STORE.h5]
         [--out results/engine-validation] [--naswot 12] [--ranking 3]
 """
 
@@ -36,6 +40,8 @@ import numpy as np
 from hpsearch.data.generate import generate_dataset
 from hpsearch.data.gpaw_dataset import GpawSettings, default_gpaw_store_path
 from hpsearch.data.store import Snapshot, open_store
+
+from _outputs import output_paths
 
 log = logging.getLogger("bench_engine_validation")
 RELATIVE_AXIS_EV = np.arange(-10.5, 1.0 + 1e-9, 0.05)
@@ -215,15 +221,30 @@ def _table(rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; ``--out`` (a folder, or a .json file whose folder holds the rest) is checked before
+    any work: ``args.out`` becomes the folder, ``args.json`` the report, ``args.data_dir`` where the
+    generated stores go (default: ``stores/`` in that folder)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("HPSEARCH_DATA_DIR", "hpsearch-data")))
-    parser.add_argument("--gpaw-store", type=Path, default=None, help="an existing GPAW store (default: generate)")
-    parser.add_argument("--out", type=Path, default=Path("results/engine-validation"))
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where the generated stores are written and reused (default: <out folder>/stores)")
+    parser.add_argument("--gpaw-store", type=Path, default=None,
+                        help="an existing GPAW store, only read (default: generate one)")
+    parser.add_argument("--out", type=Path, default=Path("results/engine-validation"),
+                        help="a folder, or a .json file whose folder holds the figure, studies and stores")
     parser.add_argument("--naswot", type=int, default=0, help="architectures per NASWOT study (0: skip)")
     parser.add_argument("--ranking", type=int, default=0,
                         help="repeats of the quick benchmark on the GPAW and the model store (0: skip)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.gpaw_store is not None and not args.gpaw_store.is_file():
+        parser.error(f"--gpaw-store {args.gpaw_store} is not a file: give a GPAW store (.h5) or leave it out")
+    args.out, args.json = output_paths(args.out, "engine_validation.json")
+    args.data_dir = args.data_dir if args.data_dir is not None else args.out / "stores"
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     settings = GpawSettings()
@@ -267,7 +288,7 @@ def main() -> None:
             print(f"NASWOT/error Kendall tau on {label}: {tau}")
     if args.ranking:
         print(_ranking_table(result["ranking"]))
-    (args.out / "engine_validation.json").write_text(json.dumps(result, indent=2, default=str))
+    args.json.write_text(json.dumps(result, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ from hpsearch.model import NetworkSpec, build_network
 from hpsearch.scoring import WORST_SCORE, init_seeds, kendall_tau, score_architectures
 from hpsearch.scoring.experiment import ArchitectureSpace, sample_architectures
 
+from _outputs import output_paths
+
 REPO = Path(__file__).resolve().parents[1]
 BE2_DIR = Path(os.environ.get("HPSEARCH_BE2_DIR", REPO.parent / "shared" / "data" / "mala-be2"))
 BASE = "baseline (MALA-like, float32, eig)"
@@ -139,7 +141,8 @@ def float32_discordance(base: list[float], exact: list[float]) -> dict[str, floa
             "min_exact_gap_of_all_pairs": float(np.abs(e[i] - e[j]).min())}
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; ``--out`` (a folder, or a .json file) is checked before any work and becomes the JSON path."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n-architectures", type=int, default=150)
     parser.add_argument("--n-init", type=int, default=5)
@@ -149,7 +152,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (both implementations)")
     parser.add_argument("--device", default="cpu", help="where both implementations run: cpu or cuda")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_naswot.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.folder, args.out = output_paths(Path(args.out), "bench_naswot.json")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: no CUDA device is visible; use --device cpu")
     torch.set_num_threads(args.threads)

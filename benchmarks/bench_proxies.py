@@ -27,6 +27,8 @@ import torch
 from hpsearch.scoring.experiment import ArchitectureSpace, sample_architectures
 from hpsearch.scoring.proxies.many import score_architectures_proxies
 
+from _outputs import output_paths
+
 REPO = Path(__file__).resolve().parents[1]
 BE2_DIR = Path(os.environ.get("HPSEARCH_BE2_DIR", REPO.parent / "shared" / "data" / "mala-be2"))
 SPACE = ArchitectureSpace(depths=(1, 2, 3), widths=(16, 32, 64, 128),
@@ -42,7 +44,8 @@ def load_batch(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x[rows]), torch.from_numpy(y[rows])
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; ``--out`` (a folder, or a .json file) is checked before any work and becomes the JSON path."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-architectures", type=int, default=150)
     parser.add_argument("--n-init", type=int, default=5)
@@ -52,7 +55,13 @@ def main() -> None:
                         help="torch threads (1: on a busy machine 2 threads were 20x slower)")
     parser.add_argument("--reference-architectures", type=int, default=15)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_proxies.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.folder, args.out = output_paths(Path(args.out), "bench_proxies.json")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     x, y = load_batch(args.batch, 0)
     specs = sample_architectures(SPACE, 91, y.shape[1], args.n_architectures, seed=0)

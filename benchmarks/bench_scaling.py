@@ -33,16 +33,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _outputs import output_paths, work_folder
+
 REPO = Path(__file__).resolve().parents[1]
 ARCHITECTURES = {"n_layers": [1, 2, 3], "width": [16, 32, 64, 128], "activation": ["ReLU", "LeakyReLU", "Sigmoid", "Tanh"]}
 
 
-def _store() -> Path:
+def _store(work: Path) -> Path:
+    """The small generated Al store, made in (and reused from) the run's work folder."""
     from hpsearch.testing.data import small_test_store
 
-    directory = Path(tempfile.gettempdir()) / "hpsearch-test-data"
-    directory.mkdir(exist_ok=True)
-    return small_test_store(directory)
+    work.mkdir(parents=True, exist_ok=True)
+    return small_test_store(work)
 
 
 def experiments(store: Path, folder: Path, args: argparse.Namespace, tag: str) -> dict[str, dict[str, Any]]:
@@ -142,20 +144,28 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; ``--out`` (a folder, or a .json file) is checked before any work and becomes the JSON path."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", default="1,2,3", help="cluster sizes (worker nodes of one CPU each)")
     parser.add_argument("--train-trials", type=int, default=6, help="networks in the training-based grid")
     parser.add_argument("--epochs", type=int, default=6, help="epochs per training")
     parser.add_argument("--chunk", type=int, default=4, help="architectures per NASWOT 'score' trial")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_scaling.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.folder, args.out = output_paths(Path(args.out), "bench_scaling.json")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1",
                       RAY_DEDUP_LOGS="0")
     os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="hpsbench_", dir="/tmp")
     logging.basicConfig(level=logging.WARNING)
-    store = _store()
-    folder = Path(tempfile.mkdtemp(prefix="bench_scaling_"))
+    work = work_folder(args.out)  # the store and the studies, next to the JSON
+    store = _store(work)
+    folder = Path(tempfile.mkdtemp(prefix="studies-", dir=work))
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for n_nodes in (int(n) for n in args.nodes.split(",")):

@@ -13,7 +13,12 @@ Ray is started in this process with ``--object-store-mb`` of object-store memory
    object store) and streamed from the stream actor, interleaved ``--rounds`` times; medians of
    training points per second (validation passes included). Target: streamed >= 50 %.
 
-    .venv/bin/python benchmarks/bench_streaming.py [--object-store-mb 200] [--out results/bench_streaming.json]
+The enlarged stores and the study folder go under the output (``--out``: a folder, or a .json file
+whose folder holds them, in ``<stem>-work/``); ``--store`` (default: the Be2 DFT data, imported
+there) is only read.
+
+    .venv/bin/python benchmarks/bench_streaming.py [--object-store-mb 200] [--store STORE.h5]
+        [--out results/bench_streaming.json]
 """
 
 from __future__ import annotations
@@ -32,25 +37,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from _outputs import output_paths, work_folder
+
 REPO = Path(__file__).resolve().parents[1]
 MB = 1e6
 STUDY_SPLIT = (3, 2, 1)  # snapshots for training, validation, test
 
 
-def _stores(folder: Path, big_tile: tuple[int, int, int], small_tile: tuple[int, int, int],
+def _stores(source: Path | None, work: Path, big_tile: tuple[int, int, int], small_tile: tuple[int, int, int],
             big_copies: int) -> tuple[Path, Path]:
+    """The two enlarged stores, written into `work` (reused when there) from `source` (read only;
+    None: the Be2 DFT data imported into `work`)."""
     from hpsearch.data.enlarge import enlarge_store
     from hpsearch.testing.data import import_be2
 
-    be2 = import_be2(folder)
+    base = source if source is not None else import_be2(work)
     paths = []
     for tile, copies in ((big_tile, big_copies), (small_tile, 1)):
-        path = folder / f"be2-x{'x'.join(map(str, tile))}-c{copies}.h5"
+        path = work / f"{base.stem}-x{'x'.join(map(str, tile))}-c{copies}.h5"
         if not path.exists():
             t0 = time.perf_counter()
-            enlarge_store(be2, path, tile=tile, copies=copies)
-            print(f"  enlarged Be2 {tile}: {path.stat().st_size / MB:.0f} MB on disk in {time.perf_counter() - t0:.1f} s",
-                  flush=True)
+            enlarge_store(base, path, tile=tile, copies=copies)
+            print(f"  enlarged {base.name} {tile}: {path.stat().st_size / MB:.0f} MB on disk in "
+                  f"{time.perf_counter() - t0:.1f} s", flush=True)
         paths.append(path)
     return paths[0], paths[1]
 
@@ -230,7 +239,9 @@ def _ray(args: argparse.Namespace) -> Iterator[None]:
         ray.shutdown()
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, with the output checked before any work: ``args.json`` (the report),
+    ``args.work`` (stores and study), ``args.store`` (the input, read only)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--object-store-mb", type=int, default=200)
     parser.add_argument("--budget-gb", type=float, default=1.0)
@@ -243,18 +254,33 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--study-epochs", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "hpsearch-bench-streaming")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_streaming.json")
-    args = parser.parse_args()
+    parser.add_argument("--store", type=Path, default=None,
+                        help="hpsearch store to enlarge, only read (default: the Be2 DFT data, imported under --out)")
+    parser.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)  # the old scratch folder
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_streaming.json",
+                        help="a folder, or a .json file whose folder holds the stores and the study")
+    args = parser.parse_args(argv)
+    if args.data is not None:
+        parser.error(f"--data {args.data}: this benchmark no longer writes into a data folder; give the store to "
+                     "enlarge with --store FILE (only read) and where everything goes with --out")
+    if args.store is not None and not args.store.is_file():
+        parser.error(f"--store {args.store} is not a file: give an hpsearch store (.h5)")
+    folder, args.json = output_paths(args.out, "bench_streaming.json")
+    args.work = work_folder(args.json)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("hpsearch.tune.streaming").setLevel(logging.INFO)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ["HPSEARCH_TRACKING"] = "off"
 
-    args.data.mkdir(parents=True, exist_ok=True)
-    print("stores:", flush=True)
-    big, small = _stores(args.data, tuple(int(v) for v in args.big_tile.split(",")),  # type: ignore[arg-type]
+    args.work.mkdir(parents=True, exist_ok=True)
+    print(f"stores (in {args.work}):", flush=True)
+    big, small = _stores(args.store, args.work, tuple(int(v) for v in args.big_tile.split(",")),  # type: ignore[arg-type]
                          tuple(int(v) for v in args.small_tile.split(",")), args.big_copies)  # type: ignore[arg-type]
     # one Ray session per part: workers of the first part would keep their cached data
     print("throughput, side by side:", flush=True)
@@ -262,13 +288,12 @@ def main() -> None:
         speed = throughput_part(small, args)
     print("study on the large store:", flush=True)
     with _ray(args):
-        study = study_part(big, args.data, args)
+        study = study_part(big, args.work, args)
     print(table(study, speed))
     report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "args": vars(args),
               "study": study, "throughput": speed}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"wrote {args.out}")
+    args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

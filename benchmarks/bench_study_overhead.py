@@ -36,6 +36,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from _outputs import output_paths
+
 PHASES = ("ray_start_s", "data_placement_s", "setup_s", "search_s", "results_s", "retrains_s", "tracking_end_s")
 
 
@@ -90,7 +92,8 @@ def _median(rows: list[dict[str, Any]], column: str) -> float:
     return statistics.median(float(r[column]) for r in rows)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; ``--out`` (a folder, or a .json file) is checked before any work and becomes the JSON path."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", type=Path, default=Path("experiments/quick/naswot.yaml"))
     parser.add_argument("--rounds", type=int, default=3)
@@ -99,7 +102,13 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None,
                         help="the python of another installation to measure alongside (label: baseline)")
     parser.add_argument("--out", type=Path, default=Path("results/bench_study_overhead.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.folder, args.out = output_paths(Path(args.out), "bench_study_overhead.json")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     experiment = args.experiment.resolve()
     installs = {"this": Path(sys.executable)}
     if args.baseline is not None:

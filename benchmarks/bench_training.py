@@ -34,6 +34,8 @@ from typing import Any
 
 import torch
 
+from _outputs import output_paths
+
 REPO = Path(__file__).resolve().parents[1]
 BE2_DIR = Path(os.environ.get("HPSEARCH_BE2_DIR", REPO.parent / "shared" / "data" / "mala-be2"))
 
@@ -207,7 +209,8 @@ def table(r: dict[str, Any], args: argparse.Namespace) -> tuple[str, dict[str, f
     return "\n".join(lines), speed
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; ``--out`` (a folder, or a .json file) is checked before any work and becomes the JSON path."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="snapshot store (default: generated default store, else Be2)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per trial (>= 3)")
@@ -218,7 +221,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per trial (1: on a shared 2-core machine 2 threads collapse under load)")
     parser.add_argument("--out", default=str(REPO / "results" / "bench_training.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.folder, args.out = output_paths(Path(args.out), "bench_training.json")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray

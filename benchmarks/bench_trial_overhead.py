@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 
+from _outputs import output_paths
+
 def _noop(config: dict[str, Any]) -> None:
     from ray import tune
 
@@ -85,14 +87,21 @@ def _time_scoring(n_specs: int) -> float:
     return (time.perf_counter() - start) / n_specs
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; ``--out`` (a folder, or a .json file) is checked before any work and becomes the JSON path."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--reports", type=int, default=200)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--specs", type=int, default=64, help="architectures NASWOT-scored for the per-candidate cost")
     parser.add_argument("--out", type=Path, default=Path("results/bench_trial_overhead.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.folder, args.out = output_paths(Path(args.out), "bench_trial_overhead.json")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray

@@ -12,6 +12,8 @@ import ast
 import json
 from pathlib import Path
 
+from _outputs import output_paths
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("hpsearch", "searchers")
 
@@ -52,10 +54,17 @@ def measure() -> dict[str, object]:
     }
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; ``--out`` (a folder, or a .json file) is checked before any work and becomes the JSON path."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="results/code_metrics.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.folder, args.out = output_paths(ROOT / args.out, "code_metrics.json")  # relative: to the checkout
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     m = measure()
     rows = [
         ("python files", m["files"]),

@@ -29,8 +29,8 @@ noisy: compare modes of one run, not runs.
 
 ``--store``: a store path, ``small`` (default: the model engine's small test store) or
 ``default``; a named store is generated where hpsearch keeps its data when it is missing. Writes
-only the JSON file (``--out``: a folder or a .json file); studies, Ray's temp files and MLflow
-live in a temporary folder removed at the end.
+only the JSON file (``--out``: a folder or a .json file); the studies and MLflow live in
+``<stem>-work`` beside it and Ray's temp files in /tmp, both removed at the end.
 
     .venv/bin/python benchmarks/bench_trial_profile.py [--store small] [--trials 8] [--max-epochs 10] \
         [--points-per-epoch N] [--validation-points N] [--rounds 3] [--modes all ppe val both] \
@@ -54,6 +54,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from _outputs import output_paths, work_folder
 
 MODES = ("all", "ppe", "val", "both", "all-untracked")
 #: the split of a trial's wall time, in the table's order (per trial, seconds)
@@ -277,12 +279,6 @@ def print_table(summary: dict[str, dict[str, float]], modes: list[str]) -> None:
         print(f"{LABELS[key]:<30}" + "".join(cells))
 
 
-def _out_path(out: Path) -> Path:
-    if out.suffix == ".json":
-        return out
-    return out / "bench_trial_profile.json"
-
-
 def _split_sizes(store: Path, split: tuple[int, int, int]) -> tuple[int, int]:
     from hpsearch.data import open_store, split_snapshots
 
@@ -291,7 +287,8 @@ def _split_sizes(store: Path, split: tuple[int, int, int]) -> tuple[int, int]:
         return (sum(opened.n_points(n) for n in parts.train), sum(opened.n_points(n) for n in parts.validation))
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; ``--out`` (a folder, or a .json file) is checked before any work and becomes the JSON path."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="small", help="store path, 'small' (default) or 'default'")
     parser.add_argument("--split", default="2:1:1", help="TRAIN:VALIDATION:TEST snapshot counts")
@@ -306,10 +303,22 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["all", "ppe", "val", "both"], choices=MODES)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("results/bench_trial_profile.json"),
-                        help="a folder or a .json file")
-    args = parser.parse_args()
-    args.split = tuple(int(p) for p in args.split.split(":"))
+    parser.add_argument("--out", type=Path, default=Path("results"), help="a folder or a .json file")
+    args = parser.parse_args(argv)
+    _, args.out = output_paths(args.out, "bench_trial_profile.json")
+    args.work = work_folder(args.out)
+    try:
+        args.split = tuple(int(p) for p in args.split.split(":"))
+    except ValueError:
+        raise SystemExit(f"--split {args.split!r}: give three snapshot counts like 2:1:1") from None
+    if len(args.split) != 3:
+        raise SystemExit(f"--split {args.split}: give three snapshot counts like 2:1:1")
+    _levels(args.trials)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -326,12 +335,14 @@ def main() -> None:
     print(f"store {store}: {args.n_train} training, {args.n_val} validation points; points_per_epoch "
           f"{args.points_per_epoch}, validation_points {args.validation_points}; {args.trials} trials of "
           f"{args.max_epochs} epochs per study, {args.rounds} rounds of {', '.join(args.modes)}", flush=True)
-    folder = Path(tempfile.mkdtemp(prefix="hpstp_", dir="/tmp"))
+    args.work.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="studies-", dir=args.work))  # studies and MLflow, removed at the end
+    ray_temp = tempfile.mkdtemp(prefix="hpstp_", dir="/tmp")  # short: Ray's socket paths must stay short
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     try:
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 _temp_dir=str(folder / "ray"))
+                 _temp_dir=ray_temp)
         run_mode(args.modes[0], args, store, folder, "warm-up")  # data actors, imports, MLflow store
         for round_ in range(args.rounds):
             order = args.modes[round_ % len(args.modes):] + args.modes[: round_ % len(args.modes)]
@@ -350,11 +361,15 @@ def main() -> None:
     finally:
         ray.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(ray_temp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            args.work.rmdir()  # when empty
     summary = summarise(rows, args.modes)
     print_table(summary, args.modes)
-    out = _out_path(args.out)
+    out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "out"}
+    settings = {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v)
+                for k, v in vars(args).items() if k not in ("out", "work")}
     out.write_text(json.dumps({"settings": {**settings, "store": str(store)}, "summary": summary, "rows": rows,
                                "seconds": time.perf_counter() - started, "load_average": os.getloadavg(),
                                "machine": platform.node(), "cpu_count": os.cpu_count()}, indent=2))

@@ -28,6 +28,7 @@ SCRIPTS = {
     "bench_study_overhead": ("bench_study_overhead.json", []),
     "bench_training": ("bench_training.json", []),
     "bench_trial_overhead": ("bench_trial_overhead.json", []),
+    "bench_trial_profile": ("bench_trial_profile.json", []),
     "code_metrics": ("code_metrics.json", []),
 }
 

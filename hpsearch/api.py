@@ -80,12 +80,14 @@ class Experiment:
 
     def run(
         self, address: str | None = None, name: str | None = None, callbacks: Sequence[Callback] = (),
+        tags: Mapping[str, str] | None = None,
     ) -> StudyResult:
-        """Run the study to the end (local Ray unless `address`); saved in ``config.results_dir``."""
+        """Run the study to the end (local Ray unless `address`); saved in ``config.results_dir``.
+        `tags` go on the study's MLflow run (e.g. ``{"strategy": "tpe + asha"}``)."""
         from hpsearch.tune.runner import run_study
 
         experiment = self.with_name(name) if name else self
-        return run_study(experiment.config, address=address, callbacks=callbacks)
+        return run_study(experiment.config, address=address, callbacks=callbacks, tags=tags)
 
     @staticmethod
     def resume(name: str, results_root: str | Path = "results", address: str | None = None) -> StudyResult:

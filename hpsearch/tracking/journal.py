@@ -82,13 +82,25 @@ class OperationApplier:
         if name not in self._experiments:
             from hpsearch.tracking.views import save_comparison_view
 
-            found = self.client.get_experiment_by_name(name)
-            self._experiments[name] = (
-                found.experiment_id if found is not None
-                else self.client.create_experiment(name, artifact_location=artifact_location(self.tracking_uri))
-            )
+            self._experiments[name] = self._get_or_create_experiment(name)
             save_comparison_view(self.client, self._experiments[name])
         return self._experiments[name]
+
+    def _get_or_create_experiment(self, name: str) -> str:
+        """The experiment's id, created when missing; studies starting at the same time (a benchmark's
+        parallel studies) may race to create it: the loser reads the winner's."""
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return str(self.client.create_experiment(name, artifact_location=artifact_location(self.tracking_uri)))
+        except MlflowException:
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
 
     def apply(self, op: Operation) -> None:
         """Apply one operation; raises when the server cannot be reached."""

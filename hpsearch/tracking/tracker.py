@@ -64,6 +64,11 @@ def default_tracking_uri(folder: str | Path | None = None) -> str:
     return f"sqlite:///{(base / 'mlflow.db').resolve()}"
 
 
+#: MLflow's tracking URI is one per process: blocks that set it (studies running at once in threads
+#: of one driver, e.g. a benchmark's parallel studies) take turns, so none restores it under another
+_URI_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def using_tracking_uri(uri: str) -> Iterator[None]:
     """MLflow's module-level calls go to `uri` inside the block; outside, everything is as before.
@@ -71,14 +76,15 @@ def using_tracking_uri(uri: str) -> Iterator[None]:
     ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI`` to the process environment,
     so without this a later study of the same process (its default tracking URI, or a benchmark's
     server lookup) would follow an earlier study's store or a server that has since stopped.
+    One thread at a time holds the block.
     """
     import mlflow
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     from hpsearch import _env
 
-    global_before = getattr(tracking_utils, "_tracking_uri", None)
-    with _env.preserved(["MLFLOW_TRACKING_URI"]):
+    with _URI_LOCK, _env.preserved(["MLFLOW_TRACKING_URI"]):
+        global_before = getattr(tracking_utils, "_tracking_uri", None)
         mlflow.set_tracking_uri(uri)
         try:
             yield

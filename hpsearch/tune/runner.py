@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import math
 import threading
@@ -176,10 +177,24 @@ def settle_strategy(config: ExperimentConfig, strategy: Strategy, scheduler: Sch
     return settled, dataclasses.replace(data, settings=settings)
 
 
-def _trainable(settings: TrialSettings) -> Any:
+#: the name of the trainable in studies started before each study had its own (resume keeps it)
+LEGACY_TRAINABLE_NAME = "run_trial"
+
+
+def trainable_name(config: ExperimentConfig) -> str:
+    """The name Tune registers the study's trainable under, its own per study name: Tune's registry
+    holds one trainable per name and driver, so studies run at the same time from one driver
+    (``hpsearch benchmark paper --parallel-studies``) would otherwise start each other's trials."""
+    digest = hashlib.sha256(config.name.encode()).hexdigest()[:10]
+    return f"{LEGACY_TRAINABLE_NAME}_{digest}"
+
+
+def _trainable(settings: TrialSettings, name: str) -> Any:
     from ray import tune
 
-    return tune.with_parameters(run_trial, settings=settings)
+    trainable = tune.with_parameters(run_trial, settings=settings)
+    trainable.__name__ = name
+    return trainable
 
 
 def _finish(config: ExperimentConfig, grid: ResultGrid, wall_seconds: float, data: StudyData,
@@ -249,7 +264,7 @@ class Phases:
 
 
 def _tracking_callbacks(config: ExperimentConfig, settings: TrialSettings, strategy: Strategy,
-                        scheduler: SchedulerPlugin | None) -> list[Callback]:
+                        scheduler: SchedulerPlugin | None, tags: Mapping[str, str] | None = None) -> list[Callback]:
     tracker = study_tracker(config, config.results_dir)
     if tracker is None:
         return []
@@ -261,7 +276,7 @@ def _tracking_callbacks(config: ExperimentConfig, settings: TrialSettings, strat
     params = study_params(config, settings.store_path, store_hash, settled)
     artifacts = [str(config.results_dir / CONFIG_FILE)]
     logger.info("tracking in MLflow at %s (experiment %r)", tracker.tracking_uri, tracker.experiment_name)
-    return [StudyCallback(tracker, params, artifacts)]
+    return [StudyCallback(tracker, params, artifacts, tags)]
 
 
 def _warm_up_tracking(config: ExperimentConfig) -> threading.Thread | None:
@@ -277,11 +292,13 @@ def run_study(
     address: str | None = None,
     callbacks: Sequence[Callback] = (),
     interrupt_after_trials: int | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> StudyResult:
     """Validate, start and run a study to the end; the result is also saved in its folder.
 
     `callbacks` are extra Ray Tune callbacks (e.g. tracking); `interrupt_after_trials` stops the
-    study as Ctrl+C would after that many finished trials (for tests of resume).
+    study as Ctrl+C would after that many finished trials (for tests of resume); `tags` go on the
+    study's MLflow run when it opens (e.g. the benchmark's ``strategy`` label).
     """
     strategy, scheduler = validate_experiment(config)
     kinds = study_kinds(strategy, scheduler)
@@ -311,10 +328,10 @@ def run_study(
     settings = data.settings
     with phases("setup_s"):
         tuner = build_tuner(
-        _trainable(settings), strategy, name=TUNE_DIR, storage_path=folder, scheduler=scheduler,
-        max_trials=config.budget.max_trials, max_concurrent=config.budget.max_concurrent,
+        _trainable(settings, trainable_name(config)), strategy, name=TUNE_DIR, storage_path=folder,
+        scheduler=scheduler, max_trials=config.budget.max_trials, max_concurrent=config.budget.max_concurrent,
         resources=config.resources.as_tune(),
-        callbacks=[*callbacks, *_tracking_callbacks(config, settings, strategy, scheduler)],
+        callbacks=[*callbacks, *_tracking_callbacks(config, settings, strategy, scheduler, tags)],
         max_failures=config.budget.max_failures,
         time_budget_s=config.budget.time_budget_s, interrupt_after_trials=interrupt_after_trials,
         )
@@ -383,5 +400,17 @@ def resume_study(
     with phases("data_placement_s"):
         data = prepare_trials(config, kinds)
     _, data = settle_strategy(config, strategy, scheduler, data)
-    tuner = restore_tuner(folder / TUNE_DIR, _trainable(data.settings), resources=config.resources.as_tune())
+    tuner = _restored_tuner(folder / TUNE_DIR, data.settings, config)
     return _fit_and_finish(config, tuner, data, started, earlier, phases)
+
+
+def _restored_tuner(tune_dir: Path, settings: TrialSettings, config: ExperimentConfig) -> Any:
+    """The Tuner of an interrupted study, under the trainable name it started with (the study's own,
+    or ``run_trial`` for a study started by an older hpsearch)."""
+    resources = config.resources.as_tune()
+    try:
+        return restore_tuner(tune_dir, _trainable(settings, trainable_name(config)), resources=resources)
+    except ValueError as exc:
+        if f"expected '{LEGACY_TRAINABLE_NAME}'" not in str(exc):
+            raise
+    return restore_tuner(tune_dir, _trainable(settings, LEGACY_TRAINABLE_NAME), resources=resources)

@@ -78,14 +78,16 @@ def study_params(config: ExperimentConfig, store_path: str, store_hash: str,
 class StudyCallback(MLflowStudyCallback):
     """Opens the parent run when Tune starts (also after a restore) and flushes at the end."""
 
-    def __init__(self, tracker: StudyTracker, params: dict[str, Any], artifacts: list[str]) -> None:
+    def __init__(self, tracker: StudyTracker, params: dict[str, Any], artifacts: list[str],
+                 tags: Mapping[str, str] | None = None) -> None:
         super().__init__(tracker)
         self.params = params
         self.artifacts = artifacts
+        self.tags = dict(tags or {})
 
     def setup(self, **info: Any) -> None:
-        self.tracker.start(params=self.params, tags={"hpsearch.study": self.tracker.study_name},
-                           artifacts=self.artifacts)
+        tags = {**getattr(self, "tags", {}), "hpsearch.study": self.tracker.study_name}  # a pickle of old had no tags
+        self.tracker.start(params=self.params, tags=tags, artifacts=self.artifacts)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self.tracker.flush()

@@ -6,7 +6,8 @@ Example::
 
     report = run_paper_benchmark(BenchmarkSettings(out="results/paper"))
     print(report.markdown)          # the comparison table
-    print(report.target.verdict)    # the paper's headline checked on our data
+    print(report.verdict.text)      # can this benchmark tell searches apart (TPE vs no search)?
+    print(report.target.verdict)    # the paper's headline checked on our data ("not decidable" if not)
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from hpsearch.bench.paper import (
     BenchmarkSettings,
     experiment_files,
     load_benchmark_experiments,
+    resolve_data,
     run_paper_benchmark,
 )
 from hpsearch.bench.report import BenchmarkReport, TargetCheck, check_target
+from hpsearch.bench.verdict import Verdict, check_verdict
 
 __all__ = [
     "PAPER_STRATEGIES",
@@ -27,8 +30,11 @@ __all__ = [
     "BenchmarkReport",
     "BenchmarkSettings",
     "TargetCheck",
+    "Verdict",
     "check_target",
+    "check_verdict",
     "experiment_files",
     "load_benchmark_experiments",
+    "resolve_data",
     "run_paper_benchmark",
 ]

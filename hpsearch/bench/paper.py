@@ -3,7 +3,9 @@
 The experiments are the YAML files in ``experiments/`` (``experiments/quick/`` for the short
 version that ``hpsearch demo`` runs): one file per strategy, all over the same search space.
 Each study lands in ``<out>/studies/<name>``; the comparison (table, figures 3, 5 and 6, the
-target check) in ``<out>`` and in a "comparison" run of the same MLflow experiment.
+verdict and the target check) in ``<out>`` and in a "comparison" run of the same MLflow experiment.
+``store``/``split`` run every strategy on any store (:mod:`hpsearch.bench.dataset`); on a cluster
+several studies run at once (:mod:`hpsearch.bench.schedule`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from hpsearch.bench.strategies import LABELS, PAPER_STRATEGIES, QUICK_STRATEGIES
 from hpsearch.errors import ConfigError
 
 if TYPE_CHECKING:
+    from hpsearch.bench.dataset import BenchmarkData
     from hpsearch.bench.report import BenchmarkReport
+    from hpsearch.bench.schedule import StudyJob
     from hpsearch.tracking.server import TrackingServer
     from hpsearch.tune.results import StudyResult
 
@@ -63,6 +67,13 @@ class BenchmarkSettings:
     repeats: int | None = None
     #: the strategies (labels) every other is compared with, repeat by repeat
     references: tuple[str, ...] = ("tpe", "tpe + asha")
+    #: any store instead of the experiment files' (e.g. imported MALA/QE data), for every strategy
+    store: Path | None = None
+    #: "TRAIN:VALIDATION:TEST" counts or names; None: the default division of `store`'s snapshots
+    #: (or the experiment files' split when no store is given)
+    split: str | None = None
+    #: studies at once; None: 1 on a local machine, what the cluster holds with `address`
+    parallel_studies: int | None = None
 
     @property
     def n_repeats(self) -> int:
@@ -110,14 +121,28 @@ def _merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def load_benchmark_experiments(settings: BenchmarkSettings, tracking_uri: str) -> dict[str, list[Experiment]]:
+def resolve_data(settings: BenchmarkSettings) -> BenchmarkData:
+    """The store and split every study runs on (see :mod:`hpsearch.bench.dataset`); the first
+    experiment file (with `overrides`) names the store when `settings.store` does not."""
+    from hpsearch.bench.dataset import benchmark_data
+
+    files = experiment_files(settings.quick, settings.experiments_dir, settings.names)
+    first = Experiment.from_yaml(next(iter(files.values()))).config
+    config = Experiment.from_dict(_merged(first.model_dump(mode="json"), settings.overrides)).config
+    return benchmark_data(settings.store, settings.split, config)
+
+
+def load_benchmark_experiments(settings: BenchmarkSettings, tracking_uri: str,
+                               data: BenchmarkData | None = None) -> dict[str, list[Experiment]]:
     """Each strategy's experiment per repeat (seed + r, study ``<name>-r<r>``), pointed at
-    ``<out>/studies/<name>-r<r>`` and the shared MLflow experiment."""
+    ``<out>/studies/<name>-r<r>`` and the shared MLflow experiment; `data` (``--store``/``--split``)
+    replaces every experiment's store and split."""
     files = experiment_files(settings.quick, settings.experiments_dir, settings.names)
     experiments: dict[str, list[Experiment]] = {}
     for stem, path in files.items():
         config = Experiment.from_yaml(path).config
         raw = _merged(config.model_dump(mode="json"), settings.overrides)
+        raw = _merged(raw, data.overrides() if data is not None else {})
         raw = _merged(raw, settings.strategy_overrides.get(stem, {}))
         # the studies share their data: loaded once, released when the benchmark ends
         raw["dataset"] = {**raw["dataset"], "keep_loaded": True}
@@ -217,51 +242,76 @@ def _release_data(experiments: Mapping[str, list[Experiment]]) -> None:
         release_shards(key)
 
 
+def _jobs(experiments: Mapping[str, list[Experiment]], kept: Mapping[str, StudyResult], n_repeats: int,
+          benchmark: str) -> list[StudyJob]:
+    """The studies to run, repeat by repeat with the strategies interleaved (a repeat shares the
+    machine's state), numbered among all studies, the kept ones left out."""
+    from hpsearch.bench.mlflow_runs import study_tags
+    from hpsearch.bench.schedule import StudyJob
+
+    total, index, jobs = sum(len(r) for r in experiments.values()), 0, []
+    for repeat in range(n_repeats):
+        for stem, repeats in experiments.items():
+            index += 1
+            experiment = repeats[repeat]
+            if experiment.config.name in kept:
+                continue
+            title = (f"study {index}/{total}: {LABELS[stem]}, repeat {repeat + 1}/{n_repeats} "
+                     f"({experiment.config.name})")
+            jobs.append(StudyJob(stem, repeat, experiment, title, study_tags(LABELS[stem], repeat, benchmark)))
+    return jobs
+
+
+def _prepare(experiments: Mapping[str, list[Experiment]], settings: BenchmarkSettings) -> dict[str, StudyResult]:
+    """Validate every study and make room for it; the studies an earlier run finished (``resume``)."""
+    kept: dict[str, StudyResult] = {}
+    for repeats in experiments.values():
+        for experiment in repeats:
+            experiment.validate()
+            earlier = _fresh_folder(experiment, settings.overwrite, settings.resume)
+            if earlier is not None:
+                kept[experiment.config.name] = earlier
+    if kept:
+        logger.info("keeping %d studies the earlier run finished: %s", len(kept), ", ".join(sorted(kept)))
+    return kept
+
+
 def run_paper_benchmark(settings: BenchmarkSettings) -> BenchmarkReport:
-    """Run the strategies one after the other, then write and log the comparison.
+    """Run the strategies (one study after the other, or several at once on a cluster with room),
+    then write and log the comparison.
 
     The MLflow server this call starts is stopped at the end unless `keep_server`
     (``report.server_pid`` then says which process to end).
     """
-    from hpsearch.bench.progress import StudyProgress
-    from hpsearch.bench.report import build_report
+    from hpsearch.bench.mlflow_runs import annotate_studies, log_comparison
+    from hpsearch.bench.report import build_report, mlflow_experiment_of
+    from hpsearch.bench.schedule import parallel_studies, run_jobs
     from hpsearch.parallel import ensure_ray, stop_ray
 
     out = Path(settings.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    data = resolve_data(settings)
+    logger.info("%s", data.describe())
     uri, server = tracking_server(settings)
     started_ray = False
     experiments: dict[str, list[Experiment]] = {}
     try:
-        experiments = load_benchmark_experiments(settings, uri)
-        kept: dict[str, StudyResult] = {}
-        for repeats in experiments.values():
-            for experiment in repeats:
-                experiment.validate()
-                earlier = _fresh_folder(experiment, settings.overwrite, settings.resume)
-                if earlier is not None:
-                    kept[experiment.config.name] = earlier
-        if kept:
-            logger.info("keeping %d studies the earlier run finished: %s", len(kept), ", ".join(sorted(kept)))
+        experiments = load_benchmark_experiments(settings, uri, data)
+        kept = _prepare(experiments, settings)
         started_ray = ensure_ray(settings.address)
-        results: dict[str, list[StudyResult]] = {stem: [] for stem in experiments}
+        parallel = parallel_studies([r[0] for r in experiments.values()], settings.address, settings.parallel_studies)
         started = time.perf_counter()
-        total, index = sum(len(r) for r in experiments.values()), 0
-        for repeat in range(settings.n_repeats):  # strategies interleaved: a repeat shares the machine's state
-            for stem, repeats in experiments.items():
-                index += 1
-                experiment = repeats[repeat]
-                title = (f"study {index}/{total}: {LABELS[stem]}, repeat {repeat + 1}/{settings.n_repeats} "
-                         f"({experiment.config.name})")
-                if experiment.config.name in kept:
-                    results[stem].append(kept[experiment.config.name])
-                    continue
-                with StudyProgress(title, enabled=settings.progress) as progress:
-                    results[stem].append(experiment.run(address=settings.address, callbacks=[progress.callback()]))
-                    progress.done(results[stem][-1])
-        logger.info("all %d studies done in %.0f s", total, time.perf_counter() - started)
+        done, timeline = run_jobs(_jobs(experiments, kept, settings.n_repeats, str(out)), parallel,
+                                  settings.address, settings.progress)
+        results = {stem: [kept[e.config.name] if e.config.name in kept else done[(stem, r)]
+                          for r, e in enumerate(repeats)] for stem, repeats in experiments.items()}
+        logger.info("all %d studies done in %.0f s (%d at a time)", sum(len(r) for r in results.values()),
+                    time.perf_counter() - started, parallel)
         report = build_report(results, experiments, uri, out, time.perf_counter() - started,
-                              references=settings.references)
+                              references=settings.references, data={**data.to_dict(), "parallel_studies": parallel},
+                              timeline=timeline)
+        log_comparison(report, uri, mlflow_experiment_of(experiments))
+        annotate_studies(report, experiments, uri, LABELS)
     finally:
         if started_ray:
             stop_ray()

@@ -1,4 +1,8 @@
-"""A status line per study while it runs: trials finished, pruned, best error so far, elapsed."""
+"""A status line per study while it runs: trials finished, pruned, best error so far, elapsed.
+
+Studies that run at the same time (``--parallel-studies``) share one :class:`ProgressBoard`, one
+line each (a terminal holds one live display at a time).
+"""
 
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ class StudyProgress:
             progress.done(result)
     """
 
-    def __init__(self, title: str, enabled: bool = True) -> None:
+    def __init__(self, title: str, enabled: bool = True, board: ProgressBoard | None = None) -> None:
         self.title = title
         self.enabled = enabled
+        self.board = board
         self.finished = 0
         self.pruned = 0
         self.scored = 0
@@ -33,10 +38,11 @@ class StudyProgress:
         self._task: Any = None
 
     def __enter__(self) -> StudyProgress:
-        if self.enabled:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        if self.enabled and self.board is not None and self.board.progress is not None:
+            self._progress = self.board.progress
+            self._task = self._progress.add_task(self._line(), total=None)
+        elif self.enabled:
+            self._progress = _new_progress()
             self._progress.start()
             self._task = self._progress.add_task(self._line(), total=None)
         return self
@@ -81,5 +87,41 @@ class StudyProgress:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        if self._progress is not None:
+        if self._progress is None:
+            return
+        if self.board is not None and self._progress is self.board.progress:
+            self._progress.stop_task(self._task)  # the line stays, its clock stops
+        else:
             self._progress.stop()
+
+
+def _new_progress() -> Any:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+
+
+class ProgressBoard:
+    """One live display for studies running at the same time: each :class:`StudyProgress` given
+    this board adds its line to it (nothing when disabled).
+
+    Example::
+
+        with ProgressBoard() as board, StudyProgress("study 1/8: tpe", board=board) as progress:
+            ...
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.progress: Any = None
+
+    def __enter__(self) -> ProgressBoard:
+        if self.enabled:
+            self.progress = _new_progress()
+            self.progress.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -5,7 +5,9 @@ Every strategy runs R times (repeats) with different search seeds; the table
 retrained winner's test band-energy error, its test LDOS RMSE (the low-noise metric) and the
 search compute, paired comparisons with the reference strategies on both test metrics (ratios
 repeat by repeat, Wilcoxon signed-rank p-values), and the ridge and constant-mean baselines of the
-benchmark's split, fitted once. Files written to the results folder: ``comparison.md``/``.csv``
+benchmark's split, fitted once. Under the table, the verdict (:mod:`hpsearch.bench.verdict`): whether
+TPE beats the null ("no search") with an exact paired test; only then are "A beats B" lines and the
+target's met/missed stated, otherwise they read "not decidable". Files written to the results folder: ``comparison.md``/``.csv``
 (per strategy), ``studies.csv`` (per study), ``figure3_error_vs_compute.png``,
 ``figure5_naswot_vs_error.png``, ``figure6_architectures.png``, ``summary.json``; the same files
 are artifacts of a "comparison" run in the benchmark's MLflow experiment.
@@ -24,17 +26,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hpsearch.bench.comparison import comparison_over_repeats, markdown_over_repeats, ref_key, rows_over_repeats
+from hpsearch.bench.comparison import comparison_over_repeats, markdown_over_repeats, rows_over_repeats
 from hpsearch.config.strategy import METRIC
 from hpsearch.errors import DataError
 
 if TYPE_CHECKING:
     from hpsearch.api import Experiment
+    from hpsearch.bench.verdict import Verdict
     from hpsearch.model.baselines import BaselineReport
     from hpsearch.tune.results import StudyResult
 
 __all__ = ["BenchmarkReport", "TargetCheck", "benchmark_baselines", "build_report", "check_target",
-           "comparison_over_repeats", "markdown_over_repeats", "noise_floor", "rows_over_repeats", "study_rows"]
+           "comparison_over_repeats", "markdown_over_repeats", "noise_floor", "rows_over_repeats", "study_rows",
+           "verdict_markdown"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +62,8 @@ class TargetCheck:
     tpe_error_mev_per_atom: float
     naswot_core_seconds: float
     tpe_core_seconds: float
+    #: False when the benchmark cannot tell searches apart (hpsearch.bench.verdict): no met/missed then
+    decidable: bool = True
 
     @property
     def error_ok(self) -> bool:
@@ -79,21 +85,31 @@ class TargetCheck:
 
     @property
     def verdict(self) -> str:
-        state = "PASS (holds over the CI)" if self.holds_with_ci else ("PASS at the median, not over the CI"
-                                                                       if self.passed else "MISS")
+        """PASS/MISS with the ratios; "not decidable" with the ratios alone when the benchmark cannot
+        tell searches apart."""
         lo, hi = self.error_ratio_ci
         clo, chi = self.compute_ratio_ci
+        error = f"NASWOT (fixed) test error = {self.error_ratio:.2f}x TPE's [{lo:.2f}, {hi:.2f}]"
+        compute = f"search compute = 1/{1 / self.compute_ratio:.1f} of TPE's [1/{1 / chi:.1f}, 1/{1 / clo:.1f}]"
+        medians = f"medians of {self.n_repeats} paired repeats"
+        if not self.decidable:
+            return (f"target not decidable (this benchmark cannot tell searches apart on this data): {error}; "
+                    f"{compute}; {medians}")
+        state = "PASS (holds over the CI)" if self.holds_with_ci else ("PASS at the median, not over the CI"
+                                                                       if self.passed else "MISS")
         return (
-            f"target {state}: NASWOT (fixed) test error = {self.error_ratio:.2f}x TPE's [{lo:.2f}, {hi:.2f}] "
-            f"(target <= {TARGET_ERROR_FACTOR:g}x: {'ok' if self.error_ok else 'missed'}); search compute = "
-            f"1/{1 / self.compute_ratio:.1f} of TPE's [1/{1 / chi:.1f}, 1/{1 / clo:.1f}] (target <= 1/"
-            f"{1 / TARGET_COMPUTE_FRACTION:.0f}: {'ok' if self.compute_ok else 'missed'}); medians of "
-            f"{self.n_repeats} paired repeats"
+            f"target {state}: {error} (target <= {TARGET_ERROR_FACTOR:g}x: {'ok' if self.error_ok else 'missed'}); "
+            f"{compute} (target <= 1/{1 / TARGET_COMPUTE_FRACTION:.0f}: {'ok' if self.compute_ok else 'missed'}); "
+            f"{medians}"
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "error_ok": self.error_ok, "compute_ok": self.compute_ok,
-                "passed": self.passed, "holds_with_ci": self.holds_with_ci, "verdict": self.verdict}
+        """The numbers, and met/missed only when decidable (None otherwise)."""
+        judged = {"error_ok": self.error_ok, "compute_ok": self.compute_ok, "passed": self.passed,
+                  "holds_with_ci": self.holds_with_ci}
+        if not self.decidable:
+            judged = dict.fromkeys(judged)
+        return {**dataclasses.asdict(self), **judged, "verdict": self.verdict}
 
 
 @dataclasses.dataclass
@@ -115,6 +131,14 @@ class BenchmarkReport:
     server_pid: int | None = None
     #: ridge and constant-mean baselines of the benchmark's split (None: could not be computed)
     baselines: BaselineReport | None = None
+    #: whether TPE beats the null, i.e. whether the benchmark can tell searches apart (hpsearch.bench.verdict)
+    verdict: Verdict | None = None
+    #: the "A beats B" lines; empty when the verdict does not decide
+    claims: list[str] = dataclasses.field(default_factory=list)
+    #: the store and split the studies ran on
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: study name -> (start, end) in Unix seconds, for the studies this run ran
+    timeline: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
 
 def check_target(runs: pd.DataFrame, naswot: str = "naswot (fixed)", reference: str = "tpe") -> TargetCheck | None:
@@ -257,36 +281,72 @@ def figure6(results: Mapping[str, Sequence[StudyResult]], labels: Mapping[str, s
 
 
 def build_report(results: Mapping[str, Sequence[StudyResult]], experiments: Mapping[str, Sequence[Experiment]],
-                 uri: str, folder: Path, wall_seconds: float, references: Sequence[str] = ("tpe",)) -> BenchmarkReport:
-    """Write the comparison over repeats into `folder` and into a "comparison" MLflow run; return it."""
+                 uri: str, folder: Path, wall_seconds: float, references: Sequence[str] = ("tpe",),
+                 data: Mapping[str, Any] | None = None,
+                 timeline: Mapping[str, tuple[float, float]] | None = None) -> BenchmarkReport:
+    """Write the comparison over repeats into `folder` and return it (:mod:`hpsearch.bench.mlflow_runs`
+    logs it to MLflow).
+
+    `data`: the store and split the studies ran on (for the summary); `timeline`: each study's
+    (start, end) in Unix seconds, for the studies this call ran."""
     from hpsearch.bench.strategies import LABELS
+    from hpsearch.bench.verdict import check_verdict, strategy_claims
 
     runs = study_rows(results, LABELS)
     present = set(runs["strategy"]) if not runs.empty else set()
     references = [r for r in references if r in present]
     table = comparison_over_repeats(runs, references) if not runs.empty else pd.DataFrame()
     baselines = benchmark_baselines(results, experiments)
+    verdict = check_verdict(runs)
+    target = check_target(runs) if not runs.empty else None
+    if target is not None:
+        target = dataclasses.replace(target, decidable=verdict.decidable)
+    claims = strategy_claims(table, references, verdict)
     markdown = markdown_over_repeats(table, references, baselines) if not table.empty else "(no studies)"
+    markdown += "\n\n" + verdict_markdown(verdict, claims, target)
     runs.to_csv(folder / "studies.csv", index=False)
     table.to_csv(folder / "comparison.csv", index=False)
     (folder / "comparison.md").write_text(markdown + "\n")
+    report = BenchmarkReport(table, markdown, folder, _figures(results, experiments, folder), target, None,
+                             wall_seconds, runs, noise_floor(results), list(references), baselines=baselines,
+                             verdict=verdict, claims=claims, data=dict(data or {}), timeline=dict(timeline or {}))
+    report.kendall = figure5(results.get("tpe-pruner", []), folder / "figure5_naswot_vs_error.png")
+    if report.kendall is not None:
+        report.figures["figure5"] = folder / "figure5_naswot_vs_error.png"
+    summary = _summary(report, results, experiments, uri, mlflow_experiment_of(experiments))
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return report
+
+
+def mlflow_experiment_of(experiments: Mapping[str, Sequence[Experiment]]) -> str:
+    """The MLflow experiment every study of the benchmark logs to."""
+    return next(iter(experiments.values()))[0].config.tracking.experiment or "paper"
+
+
+def _figures(results: Mapping[str, Sequence[StudyResult]], experiments: Mapping[str, Sequence[Experiment]],
+             folder: Path) -> dict[str, Path]:
+    """Figures 3 and 6 (figure 5 comes with the Kendall tau)."""
+    from hpsearch.bench.strategies import LABELS
+
     cpus = {stem: e[0].config.resources.cpus for stem, e in experiments.items()}
     figures = {"figure3": figure3(results, LABELS, cpus, folder / "figure3_error_vs_compute.png")}
-    kendall = figure5(results.get("tpe-pruner", []), folder / "figure5_naswot_vs_error.png")
-    if kendall is not None:
-        figures["figure5"] = folder / "figure5_naswot_vs_error.png"
     architectures = figure6(results, LABELS, folder / "figure6_architectures.png")
     if architectures is not None:
         figures["figure6"] = architectures
-    target = check_target(runs) if not runs.empty else None
-    report = BenchmarkReport(table, markdown, folder, figures, target, kendall, wall_seconds, runs,
-                             noise_floor(results), list(references), baselines=baselines)
-    mlflow_experiment = next(iter(experiments.values()))[0].config.tracking.experiment or "paper"
-    summary = _summary(report, results, experiments, uri, mlflow_experiment)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    _log_comparison(report, uri, mlflow_experiment)
-    _annotate_studies(report, experiments, uri)
-    return report
+    return figures
+
+
+def verdict_markdown(verdict: Verdict, claims: Sequence[str], target: TargetCheck | None) -> str:
+    """The verdict section under the table: decidable or not, the strategy claims (only when
+    decidable), the target line."""
+    lines = ["## Verdict", "", f"**{verdict.text}**", ""]
+    if verdict.decidable:
+        lines += [f"- {claim}" for claim in claims] or ["- no strategy differs from a reference at p <= 0.05"]
+    else:
+        lines.append("Strategy claims: not decidable (no strategy is said to beat another on this data).")
+    if target is not None:
+        lines += ["", target.verdict]
+    return "\n".join(lines)
 
 
 def benchmark_baselines(results: Mapping[str, Sequence[StudyResult]],
@@ -308,70 +368,6 @@ def benchmark_baselines(results: Mapping[str, Sequence[StudyResult]],
     return study_baselines(config, store, split)  # type: ignore[no-any-return]
 
 
-def _annotate_studies(report: BenchmarkReport, experiments: Mapping[str, Sequence[Experiment]], uri: str) -> None:
-    """Put the comparison on every study's parent run, so the MLflow runs table shows it: the
-    strategy's test error median and CI over repeats, this repeat's speed-up vs each reference, the
-    paired p-value, and the target verdict as a tag and in the run's description."""
-    from mlflow.tracking import MlflowClient
-
-    from hpsearch.bench.strategies import LABELS
-    from hpsearch.tune.study_tracking import study_tracker
-
-    if report.table.empty:
-        return
-    rows = report.table.set_index("strategy")
-    try:
-        client = MlflowClient(uri)
-        for stem, repeats in experiments.items():
-            label = LABELS[stem]
-            if label not in rows.index:
-                continue
-            row = rows.loc[label]
-            for number, experiment in enumerate(repeats):
-                tracker = study_tracker(experiment.config, experiment.config.results_dir)
-                run_id = tracker.run_id() if tracker is not None else None
-                if run_id is None:
-                    continue
-                metrics = {"strategy_test_error_median_mev_per_atom": row["test_error_mev_per_atom"],
-                           "strategy_test_error_ci_low_mev_per_atom": row["test_error_mev_per_atom_ci_low"],
-                           "strategy_test_error_ci_high_mev_per_atom": row["test_error_mev_per_atom_ci_high"],
-                           "strategy_test_ldos_rmse_median": row["test_ldos_rmse"]}
-                mine = report.runs[(report.runs["strategy"] == label) & (report.runs["repeat"] == number)]
-                for reference in report.references:
-                    key = ref_key(reference)
-                    theirs = report.runs[(report.runs["strategy"] == reference) & (report.runs["repeat"] == number)]
-                    if not mine.empty and not theirs.empty:
-                        metrics[f"speedup_vs_{key}"] = float(theirs["search_core_s"].iloc[0]) / float(
-                            mine["search_core_s"].iloc[0])
-                    metrics[f"strategy_p_vs_{key}"] = row.get(f"p_vs_{key}", math.nan)
-                for name, value in metrics.items():
-                    if value is not None and math.isfinite(float(value)):
-                        client.log_metric(run_id, name, float(value))
-                verdict = _verdict_of(label, report)
-                client.set_tag(run_id, "hpsearch.comparison", verdict)
-                client.set_tag(run_id, "mlflow.note.content", f"{label}, repeat {number + 1} of {len(repeats)}. "
-                               f"{verdict}. Selected on validation; test error of the winner retrained.")
-    except Exception as exc:  # noqa: BLE001 - the comparison files exist: MLflow annotations are a convenience
-        logger.warning("could not annotate the studies' MLflow runs with the comparison (%s)", exc)
-
-
-def _verdict_of(label: str, report: BenchmarkReport) -> str:
-    """One line: this strategy's test error against the first reference, or the target verdict for NASWOT."""
-    if label == "naswot (fixed)" and report.target is not None:
-        return report.target.verdict
-    rows = report.table.set_index("strategy")
-    if not report.references or label not in rows.index:
-        return "no comparison"
-    reference = report.references[0]
-    if label == reference:
-        return f"reference of the comparison ({reference})"
-    key = ref_key(reference)
-    ratio, p = rows.loc[label].get(f"error_ratio_vs_{key}", math.nan), rows.loc[label].get(f"p_vs_{key}", math.nan)
-    if not math.isfinite(ratio):
-        return f"no paired comparison with {reference}"
-    return f"test error {ratio:.2f}x {reference}'s (median of paired repeats, Wilcoxon p = {p:.3g})"
-
-
 def _summary(report: BenchmarkReport, results: Mapping[str, Sequence[StudyResult]],
              experiments: Mapping[str, Sequence[Experiment]], uri: str, mlflow_experiment: str) -> dict[str, Any]:
     import os
@@ -383,6 +379,8 @@ def _summary(report: BenchmarkReport, results: Mapping[str, Sequence[StudyResult
         "tracking_uri": uri, "mlflow_experiment": mlflow_experiment, "wall_seconds": report.wall_seconds,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()},
         "table": report.table.to_dict("records"), "runs": report.runs.to_dict("records"),
+        "verdict": report.verdict.to_dict() if report.verdict is not None else None, "claims": report.claims,
+        "data": report.data, "timeline": report.timeline,
         "target": report.target.to_dict() if report.target else None, "noise_floor": report.noise,
         "baselines": report.baselines.to_dict() if report.baselines is not None else None,
         "kendall_tau": report.kendall, "figures": {k: str(v) for k, v in report.figures.items()},
@@ -392,32 +390,3 @@ def _summary(report: BenchmarkReport, results: Mapping[str, Sequence[StudyResult
                            for i, r in enumerate(repeats)]
                     for stem, repeats in results.items()},
     }
-
-
-def _log_comparison(report: BenchmarkReport, uri: str, mlflow_experiment: str) -> None:
-    """A "comparison" run holding the table, figures and summary (never fails the benchmark)."""
-    import uuid
-
-    from hpsearch.tracking.tracker import StudyTracker
-
-    tracker = StudyTracker(uri, mlflow_experiment, "comparison", report.folder, study_uid=uuid.uuid4().hex[:12])
-    tracker.start(tags={"hpsearch.role": "comparison"})
-    for name in ("comparison.md", "comparison.csv", "studies.csv", "summary.json", "figure6_architectures.txt"):
-        if (report.folder / name).is_file():
-            tracker.log_artifact(report.folder / name)
-    for path in report.figures.values():
-        tracker.log_artifact(path, "figures")
-    metrics: dict[str, float] = {}
-    if report.target is not None:
-        metrics.update({"target_error_ratio": report.target.error_ratio,
-                        "target_error_ratio_ci_high": report.target.error_ratio_ci[1],
-                        "target_compute_ratio": report.target.compute_ratio,
-                        "target_passed": float(report.target.passed),
-                        "target_holds_with_ci": float(report.target.holds_with_ci)})
-    if report.kendall is not None:
-        metrics["kendall_tau_naswot_error"] = float(report.kendall["tau_paper"])
-    if report.baselines is not None:
-        metrics.update({k: v for k, v in report.baselines.metrics().items() if "_test_" in k})
-    left = tracker.finish({k: v for k, v in metrics.items() if math.isfinite(v)})
-    if left:
-        logger.warning("%d MLflow operations of the comparison run are pending in %s", left, tracker.folder)

@@ -4,7 +4,10 @@ MLflow's runs table shows no metric column until a user picks them (58 candidate
 benchmark). MLflow keeps saved and shared views as experiment tags
 ``mlflow.sharedViewState.<key>``, loaded by the link parameter ``viewStateShareKey=<key>`` and
 listed under *Views*. hpsearch writes one such view, :data:`VIEW_KEY`, into every experiment it
-creates: study runs only, sorted by the retrained test error, with the comparison columns.
+creates: study runs only, sorted by the retrained test error, with the comparison columns. The
+benchmark tags every study run with its ``strategy`` label ("tpe + asha", "no search"): the view
+shows it as the first column, and the ridge and constant baselines of the study's split beside its
+test LDOS RMSE.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ COMPARISON_METRICS = (
     keys.RETRAIN_STD,
     keys.TEST_LDOS_RMSE,
     keys.RIDGE_TEST_LDOS_RMSE,
+    keys.CONSTANT_TEST_LDOS_RMSE,
     keys.SKILL,
     keys.BEST_ERROR,
     keys.CORE_SECONDS,
@@ -38,11 +42,14 @@ COMPARISON_METRICS = (
     "strategy_test_error_ci_high_mev_per_atom",
     "speedup_vs_tpe",
     "strategy_p_vs_tpe",
+    "strategy_ldos_p_vs_tpe",
     keys.TRIALS_COMPLETED,
     keys.TRIALS_PRUNED,
 )
 COMPARISON_PARAMS = ("strategy", "scheduler", "seed")
-COMPARISON_TAGS = ("hpsearch.comparison",)
+#: the benchmark's strategy label (shown first), its verdict and its one-line comparison
+STRATEGY_TAG = "strategy"
+COMPARISON_TAGS = (STRATEGY_TAG, "hpsearch.verdict", "hpsearch.comparison")
 
 
 def _column(kind: str, name: str) -> str:
@@ -54,12 +61,13 @@ def comparison_view_state() -> dict[str, Any]:
     columns = ([_column("metrics", m) for m in COMPARISON_METRICS]
                + [_column("params", p) for p in COMPARISON_PARAMS]
                + [_column("tags", t) for t in COMPARISON_TAGS])
+    strategy = _column("tags", STRATEGY_TAG)
     return {
         "searchFilter": "tags.`hpsearch.role` = 'study'",
         "orderByKey": _column("metrics", keys.RETRAIN_MEAN),
         "orderByAsc": True,
         "selectedColumns": columns,
-        "columnOrder": columns,
+        "columnOrder": [strategy] + [c for c in columns if c != strategy],
         "runsExpanded": {},
     }
 

@@ -141,7 +141,7 @@ def test_tiny_benchmark_writes_table_figures_and_mlflow(ray_local, mlflow_server
 
     small = {"max_trials": 3, "max_concurrent": 2}
     settings = BenchmarkSettings(
-        out=tmp_path / "bench", strategies=("naswot", "tpe-pruner", "tpe"), repeats=2,
+        out=tmp_path / "bench", strategies=("null", "naswot", "tpe-pruner", "tpe"), repeats=2,
         experiments_dir=EXPERIMENTS, mlflow_experiment="bench-test", tracking_uri=mlflow_server.url,
         progress=False,
         overrides={"dataset": {"store": str(small_store), "split": {"train": 2, "validation": 1, "test": 1}},
@@ -152,9 +152,11 @@ def test_tiny_benchmark_writes_table_figures_and_mlflow(ray_local, mlflow_server
     )
     report = run_paper_benchmark(settings)
 
-    labels = {"naswot (fixed)", "tpe + naswot-pruner", "tpe"}
-    assert set(report.table["strategy"]) == labels and len(report.table) == 3
-    assert len(report.runs) == 6 and sorted(set(report.runs["repeat"])) == [0, 1]
+    labels = {"no search", "naswot (fixed)", "tpe + naswot-pruner", "tpe"}
+    assert set(report.table["strategy"]) == labels and len(report.table) == 4
+    assert len(report.runs) == 8 and sorted(set(report.runs["repeat"])) == [0, 1]
+    null = report.runs[report.runs["strategy"] == "no search"]
+    assert list(null["trials"]) == [1, 1] and (null["test_ldos_rmse"] > 0).all()  # one network, retrained
     tpe = report.table[report.table["strategy"] == "tpe"].iloc[0]
     assert tpe["speedup_vs_tpe"] == pytest.approx(1.0) and tpe["repeats"] == 2
     assert (report.table["search_core_s"] > 0).all() and (report.table["retrain_core_s"] > 0).all()
@@ -169,10 +171,16 @@ def test_tiny_benchmark_writes_table_figures_and_mlflow(ray_local, mlflow_server
     naswot = report.table[report.table["strategy"] == "naswot (fixed)"].iloc[0]
     assert 0 < naswot["test_error_mev_per_atom_ci_low"] <= naswot["test_error_mev_per_atom"]
     assert naswot["test_error_mev_per_atom"] <= naswot["test_error_mev_per_atom_ci_high"]
-    # three strategies, then the ridge and constant baselines of the benchmark's split
-    assert (report.folder / "comparison.md").read_text().count("\n| ") == 5
+    # four strategies, then the ridge and constant baselines of the benchmark's split
+    assert (report.folder / "comparison.md").read_text().count("\n| ") == 6
+    # two repeats cannot decide (p >= 0.5): the verdict says so, and no claim or met/missed is stated
+    assert report.verdict is not None and report.verdict.state == "not decidable" and report.claims == []
+    assert "cannot tell searches apart on this data" in report.markdown
+    assert "Strategy claims: not decidable" in (report.folder / "comparison.md").read_text()
+    assert summary["verdict"]["decidable"] is False and summary["claims"] == []
     assert report.baselines is not None
     assert [len(report.baselines.split[k]) for k in ("train", "validation", "test")] == [2, 1, 1]
+    assert summary["data"]["split"] == report.baselines.split and summary["data"]["parallel_studies"] == 1
     assert "| ridge (baseline) |" in report.markdown and "| constant (baseline) |" in report.markdown
     assert summary["baselines"]["ridge_test_ldos_rmse"] == pytest.approx(report.baselines.ldos_rmse("ridge", "test"))
     assert (report.runs["test_ldos_rmse"] > 0).all() and (report.table["test_ldos_rmse"] > 0).all()
@@ -184,24 +192,29 @@ def test_tiny_benchmark_writes_table_figures_and_mlflow(ray_local, mlflow_server
     assert (report.folder / "studies.csv").is_file() and (report.folder / "comparison.csv").is_file()
     for name in ("figure3", "figure6"):
         assert report.figures[name].is_file() and report.figures[name].stat().st_size > 5000
-    assert report.target is not None and report.target.n_repeats == 2
-    assert summary["target"]["passed"] == report.target.passed
+    assert report.target is not None and report.target.n_repeats == 2 and not report.target.decidable
+    assert report.target.verdict.startswith("target not decidable") and summary["target"]["passed"] is None
 
     client = MlflowClient(mlflow_server.url)
     experiment = client.get_experiment_by_name("bench-test")
     runs = client.search_runs([experiment.experiment_id])
     roles = [r.data.tags.get("hpsearch.role") for r in runs]
-    assert roles.count("study") == 6 and roles.count("comparison") == 1
+    assert roles.count("study") == 8 and roles.count("comparison") == 1
     comparison = next(r for r in runs if r.data.tags.get("hpsearch.role") == "comparison")
     logged = {a.path for a in client.list_artifacts(comparison.info.run_id)}
     assert {"comparison.md", "summary.json", "studies.csv", "figures"} <= logged
     figures = {Path(a.path).name for a in client.list_artifacts(comparison.info.run_id, "figures")}
     assert {"figure3_error_vs_compute.png", "figure6_architectures.png"} <= figures
-    assert comparison.data.metrics["target_passed"] == float(report.target.passed)
+    assert "target_passed" not in comparison.data.metrics and comparison.data.metrics["verdict_decidable"] == 0.0
+    assert comparison.data.tags["hpsearch.verdict"] == "not decidable" and comparison.data.params["verdict"] == (
+        "not decidable")
     assert comparison.data.metrics["ridge_test_ldos_rmse"] == pytest.approx(report.baselines.ldos_rmse("ridge", "test"))
     # the comparison is on every study's parent run too (the runs table shows it)
     studies = [r for r in runs if r.data.tags.get("hpsearch.role") == "study"]
     assert all("speedup_vs_tpe" in r.data.metrics and "hpsearch.comparison" in r.data.tags for r in studies)
+    # the strategy as the table names it, a column of the runs table (tagged when the run opened)
+    assert sorted(r.data.tags["strategy"] for r in studies) == sorted([*labels, *labels])
+    assert all(r.data.tags["hpsearch.verdict"] == "not decidable" for r in studies)
     for key in ("test_ldos_rmse", "ridge_test_ldos_rmse", "constant_test_ldos_rmse", "skill"):
         assert all(key in r.data.metrics for r in studies), key
     tpe_runs = [r for r in studies if r.data.params.get("strategy") == "tpe" and "scheduler" in r.data.params
@@ -212,7 +225,7 @@ def test_tiny_benchmark_writes_table_figures_and_mlflow(ray_local, mlflow_server
     results = sorted((report.folder / "studies").glob("*/result.json"))
     stamps = {path: path.stat().st_mtime_ns for path in results}
     again = run_paper_benchmark(dataclasses.replace(settings, resume=True))
-    assert {path: path.stat().st_mtime_ns for path in results} == stamps and len(stamps) == 6
+    assert {path: path.stat().st_mtime_ns for path in results} == stamps and len(stamps) == 8
     assert list(again.runs["test_error_mev_per_atom"]) == list(report.runs["test_error_mev_per_atom"])
     # ... and refuses a folder whose study had other settings
     with pytest.raises(ConfigError, match="other settings"):

@@ -28,3 +28,13 @@ def test_view_selects_the_protocol_columns_and_study_runs() -> None:
     assert "hpsearch.role" in state["searchFilter"]
     # no test error among trial-level names: the view shows study runs only
     assert all("val_error_mev_per_atom" != m for m in COMPARISON_METRICS)
+
+
+def test_view_shows_the_benchmark_strategy_first_and_the_baselines_beside_the_ldos_rmse() -> None:
+    state = comparison_view_state()
+    assert state["columnOrder"][0] == "tags.`strategy`" and "tags.`strategy`" in state["selectedColumns"]
+    assert sorted(state["columnOrder"]) == sorted(state["selectedColumns"])
+    metrics = list(COMPARISON_METRICS)
+    ldos = metrics.index(keys.TEST_LDOS_RMSE)
+    assert metrics[ldos + 1: ldos + 3] == [keys.RIDGE_TEST_LDOS_RMSE, keys.CONSTANT_TEST_LDOS_RMSE]
+    assert "tags.`hpsearch.verdict`" in state["selectedColumns"]

@@ -131,6 +131,9 @@ def proxy_study(
     patience: Annotated[Optional[int], typer.Option(help="Early-stopping patience (default 10).")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Adam learning rate (default 1e-3).")] = None,
     train_batch_size: Annotated[Optional[int], typer.Option(help="Training mini-batch (default 512).")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(
+        help="plateau: learning rate x 0.3 after 4 epochs without improvement, so trainings converge (default: "
+             "constant).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Trainings in parallel processes (default 1).")] = None,
     tracking: Annotated[Optional[bool], typer.Option("--tracking/--no-tracking",
                                                      help="Log to MLflow (default: on).")] = None,
@@ -153,7 +156,8 @@ def proxy_study(
         "architectures": "all" if exhaustive else None,
         "depths": _ints(depths, "--depths") if depths else None,
         "widths": _ints(widths, "--widths") if widths else None, "activations": _names(activations),
-        "learning_rate": learning_rate, "train_batch_size": train_batch_size, "workers": workers, **_split(split),
+        "learning_rate": learning_rate, "train_batch_size": train_batch_size, "workers": workers,
+        "lr_schedule": lr_schedule, **_split(split),
     }.items() if value is not None}
     study = run(config, out, **overrides)
     from hpsearch.scoring.proxy_report import markdown_table

@@ -87,6 +87,9 @@ class ProxyStudyConfig(BaseModel):
     patience: int = Field(10, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     train_batch_size: int = Field(512, ge=1)
+    lr_schedule: Literal["plateau"] | None = Field(
+        None, description="plateau: learning rate x 0.3 after 4 epochs without improvement (trainings converge "
+                          "instead of stopping on a noisy plateau); None: constant")
     n_validation: int | None = Field(None, ge=1, description="default: 3/8 of the snapshots")
     n_train: int | None = Field(None, ge=1, description="default: every snapshot that does not validate")
     n_test: int | None = Field(None, ge=0, description="split as a search does: the first n_train train, the "
@@ -146,8 +149,9 @@ class ProxyStudyConfig(BaseModel):
     def settings(self) -> TrainingSettings:
         from hpsearch.model import TrainingSettings
 
-        return TrainingSettings(max_epochs=self.max_epochs, patience=self.patience,
-                                learning_rate=self.learning_rate, batch_size=self.train_batch_size, seed=self.seed)
+        schedule = {"lr_schedule": "plateau", "lr_factor": 0.3, "lr_patience": 4} if self.lr_schedule else {}
+        return TrainingSettings(max_epochs=self.max_epochs, patience=self.patience, learning_rate=self.learning_rate,
+                                batch_size=self.train_batch_size, seed=self.seed, **schedule)
 
 
 def load_proxy_study_config(path: str | Path) -> ProxyStudyConfig:

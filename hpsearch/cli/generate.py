@@ -1,4 +1,4 @@
-"""``hpsearch data generate``: make the embedded aluminium dataset (MD + model or GPAW LDOS + SNAP)."""
+"""``hpsearch data generate``: make an embedded dataset (MD + DFT or model LDOS + SNAP descriptors)."""
 
 from __future__ import annotations
 
@@ -18,19 +18,27 @@ def register(app: typer.Typer) -> None:
         data_app.command("generate")(generate_command)
 
 
-def _settings(small: bool, given: dict[str, Any], engine: str = "model") -> Any:
+#: options that only some engines take, and the engines that take them
+_ENGINE_OPTIONS = {"n_atoms": ("--atoms", ("model", "gpaw")), "grid": ("--grid", ("model", "gpaw")),
+                   "repeats": ("--repeats", ("qe",))}
+
+
+def _settings(small: bool, given: dict[str, Any], engine: str = "qe") -> Any:
     """The engine's settings from the options given (on top of its small variant with --small)."""
     from pydantic import ValidationError
 
-    from hpsearch.data.generate import ENGINES, DatasetSettings
+    from hpsearch.data.generate import ENGINES, default_settings
 
     if engine not in ENGINES:
         raise ConfigError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
-    if engine == "gpaw":
-        from hpsearch.data.gpaw_dataset import GpawSettings as kind
-    else:
-        kind = DatasetSettings  # type: ignore[assignment]
+    kind = type(default_settings(engine))
     changes = {key: value for key, value in given.items() if value is not None}
+    for key in list(changes):
+        if key in _ENGINE_OPTIONS and engine not in _ENGINE_OPTIONS[key][1]:
+            option, engines = _ENGINE_OPTIONS[key]
+            raise ConfigError(f"{option} is an option of the {' and '.join(engines)} engine(s), not of --engine "
+                              f"{engine}" + (": the qe engine's cell is set by --repeats A B C (copies of the 2-atom "
+                                             "hcp Be cell)" if engine == "qe" else ""))
     try:
         return kind.small(**changes) if small else kind(**changes)
     except ValidationError as exc:
@@ -40,19 +48,23 @@ def _settings(small: bool, given: dict[str, Any], engine: str = "model") -> Any:
 
 def generate_command(
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Store to write (default: $HPSEARCH_DATA_DIR or ./hpsearch-data, file al298-<hash>.h5).")] = None,
-    atoms: Annotated[Optional[int], typer.Option("--atoms", help="Atoms per snapshot, a multiple of 4 (default: 32).")] = None,
-    snapshots: Annotated[Optional[int], typer.Option("--snapshots", help="Number of snapshots (default: 8).")] = None,
+        "--output", "-o", help="Store to write (default: $HPSEARCH_DATA_DIR or ./hpsearch-data, file be298-qe-<hash>.h5, "
+        "al298-<hash>.h5 or al298-gpaw-<hash>.h5).")] = None,
+    atoms: Annotated[Optional[int], typer.Option("--atoms", help="model/gpaw: atoms per snapshot, a multiple of 4 (default: 32 / 16).")] = None,
+    repeats: Annotated[Optional[tuple[int, int, int]], typer.Option(
+        "--repeats", help="qe: copies A B C of the 2-atom hcp Be cell (default: 1 1 1).")] = None,
+    snapshots: Annotated[Optional[int], typer.Option("--snapshots", help="Number of snapshots (default: 12 qe, 12 model, 8 gpaw).")] = None,
     grid: Annotated[Optional[tuple[int, int, int]], typer.Option(
-        "--grid", help="Real-space grid NX NY NZ (default: 24 24 24).")] = None,
+        "--grid", help="model/gpaw: real-space grid NX NY NZ (qe: set by the density cutoff).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="MD seed (default: 0).")] = None,
-    energies: Annotated[Optional[int], typer.Option("--energies", help="LDOS energy points (default: 64).")] = None,
-    small: Annotated[bool, typer.Option("--small", help="Start from the engine's small test variant (model: 4 x 8 atoms, 16x8x8).")] = False,
-    engine: Annotated[str, typer.Option("--engine", help="Electrons: 'model' (built-in plane-wave model) or 'gpaw' (Kohn-Sham DFT, 8 x 16 atoms by default; `make dft` installs GPAW).")] = "model",
+    energies: Annotated[Optional[int], typer.Option("--energies", help="LDOS energy points (default: 37 qe, 64 model, 140 gpaw).")] = None,
+    small: Annotated[bool, typer.Option("--small", help="Start from the engine's small test variant (qe: 2 x 2 atoms at 25 Ry; model: 4 x 8 atoms, 16x8x8).")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="Electrons: 'qe' (Quantum ESPRESSO DFT of thermal Be, the default; `make qe` installs it), 'model' (built-in plane-wave model of Al) or 'gpaw' (GPAW DFT of Al; `make dft`).")] = "qe",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a file at OUTPUT made with other settings.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
-    """Generate thermal fcc Al snapshots (298 K, 2.699 g/cc) with LDOS (model or GPAW) and SNAP descriptors.
+    """Generate thermal snapshots with LDOS and SNAP descriptors: hcp Be with Quantum ESPRESSO (default),
+    or fcc Al with the built-in model or GPAW.
 
     Reuses OUTPUT when it already holds a store made with the same settings.
     """
@@ -60,19 +72,19 @@ def generate_command(
     from hpsearch.data.store import open_store
 
     settings = _settings(small, {"n_atoms": atoms, "n_snapshots": snapshots, "grid": grid, "seed": seed,
-                                 "n_energies": energies}, engine)
-    if engine == "gpaw":
-        from hpsearch.data.gpaw_dataset import default_gpaw_store_path
-
-        target = output or default_gpaw_store_path(settings)
-    else:
-        target = output or default_store_path(settings)
+                                 "n_energies": energies, "repeats": repeats}, engine)
+    target = output or default_store_path(settings)
     path = generate_dataset(target, settings, progress=progress, overwrite=overwrite, engine=engine)
     with open_store(path) as store:
         references = [store.metadata(name).reference for name in store.names]
         digest = store.content_hash()
     band = max(r["band_energy_relative_error"] for r in references)
-    electrons = max(r["electron_count_relative_error"] for r in references)
     typer.echo(f"{path}: {len(references)} snapshots, content hash {digest[:16]}")
+    if engine == "qe":
+        dos = max(r["dos_relative_error"] for r in references)
+        typer.echo(f"self-check (worst snapshot): band energy {100 * band:.3f} % (limit 1 %), LDOS against the "
+                   f"eigenvalue DOS {100 * dos:.3f} % of the electrons (limit 1 %)")
+        return
+    electrons = max(r["electron_count_relative_error"] for r in references)
     typer.echo(f"self-check (worst snapshot): band energy {100 * band:.3f} % (limit 1 %), "
                f"electron count {100 * electrons:.3f} % (limit 0.5 %)")

@@ -11,7 +11,10 @@ paper's (Al at 298 K and 2.699 g/cc, LDOS learned from SNAP descriptors):
    Angstrom, twojmax 10 as the paper).
 
 ``engine="gpaw"`` replaces step 2 by Kohn-Sham DFT with GPAW on the same MD atoms
-(:mod:`hpsearch.data.gpaw_dataset`, optional, installed by ``make dft``).
+(:mod:`hpsearch.data.gpaw_dataset`, optional, installed by ``make dft``). The default engine,
+``"qe"``, makes another dataset: thermal hcp beryllium with Quantum ESPRESSO's Kohn-Sham LDOS
+(:mod:`hpsearch.data.qe_dataset`, installed by ``make qe``), the data on which network
+architectures differ (README: "Which data can tell networks apart?").
 
 Each snapshot records the model's own Fermi level and occupied eigenvalue sum in ``reference``,
 and the self-check (band energy and electron count recomputed from the LDOS with
@@ -47,15 +50,19 @@ from hpsearch.physics import EnergyGrid, band_energy_from_ldos, dos_from_ldos, n
 
 if TYPE_CHECKING:
     from hpsearch.data.gpaw_dataset import GpawSettings
+    from hpsearch.data.qe_dataset import QeSettings
 
-__all__ = ["ENGINES", "GENERATOR_VERSION", "DatasetSettings", "default_store_path", "generate_dataset", "self_check"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "GENERATOR_VERSION", "DatasetSettings", "default_store_path",
+           "engine_of", "ensure_dataset", "generate_dataset", "resolve_store", "self_check"]
 
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the generated numbers change for the same settings (part of the settings hash).
 GENERATOR_VERSION = "al298-epm-3"
-#: Electronic-structure engines of generate_dataset: the built-in model (default) and GPAW DFT.
-ENGINES = ("model", "gpaw")
+#: Electronic-structure engines of generate_dataset: Quantum ESPRESSO DFT of Be (the default store),
+#: the built-in Al model (the small test stores) and GPAW DFT of Al.
+ENGINES = ("qe", "model", "gpaw")
+DEFAULT_ENGINE = "qe"
 _VALENCE_AL = 3
 # k-point threads: LAPACK and FFT release the GIL; more than 4 gains little for ~100 k-points.
 _WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -155,11 +162,52 @@ class DatasetSettings(BaseModel):
         return 0.5 * (3.0 * math.pi**2 * density_bohr3) ** (2.0 / 3.0) * _epm.HARTREE_EV
 
 
-def default_store_path(settings: DatasetSettings | None = None) -> Path:
-    """``$HPSEARCH_DATA_DIR/al298-<hash8>.h5``, or ``./hpsearch-data/al298-<hash8>.h5`` without it."""
-    settings = settings or DatasetSettings()
+def engine_of(settings: Any) -> str:
+    """The engine a settings object belongs to ("qe", "model" or "gpaw"); None gives the default."""
+    if settings is None:
+        return DEFAULT_ENGINE
+    if isinstance(settings, DatasetSettings):
+        return "model"
+    kind = type(settings).__name__
+    if kind == "QeSettings":
+        return "qe"
+    if kind == "GpawSettings":
+        return "gpaw"
+    raise ConfigError(f"settings of type {kind} belong to no engine: pass QeSettings, DatasetSettings or GpawSettings")
+
+
+def default_settings(engine: str = DEFAULT_ENGINE) -> Any:
+    """The default settings of ``engine``."""
+    if engine == "qe":
+        from hpsearch.data.qe_dataset import QeSettings
+
+        return QeSettings()
+    if engine == "gpaw":
+        from hpsearch.data.gpaw_dataset import GpawSettings
+
+        return GpawSettings()
+    if engine == "model":
+        return DatasetSettings()
+    raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+
+
+def default_store_path(settings: DatasetSettings | QeSettings | GpawSettings | None = None) -> Path:
+    """Where the store of ``settings`` lives by default (None: the default engine's default store).
+
+    ``$HPSEARCH_DATA_DIR`` (or ``./hpsearch-data``) / ``be298-qe-<hash8>.h5`` (qe),
+    ``al298-<hash8>.h5`` (model), ``al298-gpaw-<hash8>.h5`` (gpaw).
+    """
+    engine = engine_of(settings)
+    if engine == "qe":
+        from hpsearch.data.qe_dataset import default_qe_store_path
+
+        return default_qe_store_path(settings)  # type: ignore[arg-type]
+    if engine == "gpaw":
+        from hpsearch.data.gpaw_dataset import default_gpaw_store_path
+
+        return default_gpaw_store_path(settings)  # type: ignore[arg-type]
     directory = Path(os.environ.get("HPSEARCH_DATA_DIR") or Path.cwd() / "hpsearch-data")
-    return directory / f"al298-{settings.settings_hash()[:8]}.h5"
+    return directory / f"al298-{settings.settings_hash()[:8]}.h5"  # type: ignore[union-attr]
 
 
 def model_description(settings: DatasetSettings) -> dict[str, Any]:
@@ -214,28 +262,32 @@ def self_check(snapshot: Snapshot) -> dict[str, float]:
     }
 
 
-def generate_dataset(path: str | Path, settings: DatasetSettings | GpawSettings | None = None, progress: bool = True,
-                     overwrite: bool = False, engine: str = "model") -> Path:
+def generate_dataset(path: str | Path, settings: DatasetSettings | GpawSettings | QeSettings | None = None,
+                     progress: bool = True, overwrite: bool = False, engine: str | None = None) -> Path:
     """Generate the store at ``path`` (or reuse it when it holds the same settings hash).
 
-    ``engine`` "model" (default) solves the electrons with the built-in model and takes
-    DatasetSettings; "gpaw" runs Kohn-Sham DFT on the same MD atoms and takes GpawSettings
-    (:mod:`hpsearch.data.gpaw_dataset`; needs GPAW, ``make dft``). A file at ``path`` with other
-    settings is an error unless ``overwrite``. Logs a timing line per step.
+    ``engine`` (default: the one ``settings`` belong to, else "qe"): "qe" runs Quantum ESPRESSO on
+    thermal Be and takes QeSettings (:mod:`hpsearch.data.qe_dataset`; needs QE, ``make qe``);
+    "model" solves the built-in Al model and takes DatasetSettings; "gpaw" runs Kohn-Sham DFT on
+    the model's MD atoms and takes GpawSettings (needs GPAW, ``make dft``). A file at ``path``
+    with other settings is an error unless ``overwrite``. Logs a timing line per step.
     """
+    engine = engine if engine is not None else engine_of(settings)
     if engine not in ENGINES:
-        raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}: use 'model' (the built-in "
-                          "plane-wave model, default) or 'gpaw' (Kohn-Sham DFT, installed by `make dft`)")
-    if engine == "gpaw":
-        from hpsearch.data.gpaw_dataset import GpawSettings, generate_gpaw_dataset
+        raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}: use 'qe' (Quantum ESPRESSO, "
+                          "default, installed by `make qe`), 'model' (the built-in Al model) or 'gpaw' (GPAW, "
+                          "installed by `make dft`)")
+    if settings is not None and engine_of(settings) != engine:
+        raise ConfigError(f"engine {engine!r} does not take {type(settings).__name__}: pass the engine's own "
+                          "settings (QeSettings, DatasetSettings or GpawSettings) or settings=None for its defaults")
+    if engine == "qe":
+        from hpsearch.data.qe_dataset import generate_qe_dataset
 
-        if settings is not None and not isinstance(settings, GpawSettings):
-            raise ConfigError(f"engine 'gpaw' takes GpawSettings (hpsearch.data.gpaw_dataset), got "
-                              f"{type(settings).__name__}: pass GpawSettings(...) or settings=None for its defaults")
-        return generate_gpaw_dataset(path, settings, progress=progress, overwrite=overwrite)
-    if settings is not None and not isinstance(settings, DatasetSettings):
-        raise ConfigError(f"engine 'model' takes DatasetSettings, got {type(settings).__name__}: pass "
-                          "engine='gpaw' for GpawSettings")
+        return generate_qe_dataset(path, settings, progress=progress, overwrite=overwrite)  # type: ignore[arg-type]
+    if engine == "gpaw":
+        from hpsearch.data.gpaw_dataset import generate_gpaw_dataset
+
+        return generate_gpaw_dataset(path, settings, progress=progress, overwrite=overwrite)  # type: ignore[arg-type]
     settings = settings or DatasetSettings()
     path = Path(path)
     digest = settings.settings_hash()
@@ -363,14 +415,16 @@ def with_checks(snapshot: Snapshot, descriptors: np.ndarray, band_energy_limit: 
     return Snapshot(**{**fields, "descriptors": descriptors, "reference": reference})
 
 
-def _generate_child(path: str, settings_json: str, progress: bool) -> None:
+def _generate_child(path: str, engine: str, settings_json: str, progress: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    generate_dataset(path, DatasetSettings.model_validate_json(settings_json), progress=progress)
+    kind = type(default_settings(engine))
+    generate_dataset(path, kind.model_validate_json(settings_json), progress=progress, engine=engine)
 
 
-def ensure_dataset(settings: DatasetSettings | None = None, path: str | Path | None = None,
+def ensure_dataset(settings: DatasetSettings | QeSettings | GpawSettings | None = None, path: str | Path | None = None,
                    progress: bool = True) -> Path:
-    """The generated store for `settings` (default path), generated in a child process if missing.
+    """The generated store for `settings` (None: the default engine's default; default path),
+    generated in a child process if missing.
 
     Generation runs LAMMPS and threaded LAPACK; left in a process that trains networks next,
     their thread pools slowed training about 50x on a busy 2-core machine. A child process keeps
@@ -378,13 +432,19 @@ def ensure_dataset(settings: DatasetSettings | None = None, path: str | Path | N
     """
     import multiprocessing
 
-    settings = settings or DatasetSettings()
+    engine = engine_of(settings)
+    settings = settings if settings is not None else default_settings(engine)
     target = Path(path) if path is not None else default_store_path(settings)
     if target.exists() and _existing_hash(target) == settings.settings_hash():
         return target
+    if engine == "qe":
+        from hpsearch.data._qe import find_executables
+
+        find_executables()  # ImportError naming `make qe`, before a child starts
     logger.info("generating the dataset %s (first use; reused afterwards)", target)
     child = multiprocessing.get_context("spawn").Process(
-        target=_generate_child, args=(str(target), settings.model_dump_json(), progress), name="hpsearch-generate"
+        target=_generate_child, args=(str(target), engine, settings.model_dump_json(), progress),
+        name="hpsearch-generate"
     )
     child.start()
     child.join()
@@ -395,13 +455,14 @@ def ensure_dataset(settings: DatasetSettings | None = None, path: str | Path | N
 
 
 def resolve_store(store: str | Path, key: str = "store") -> Path:
-    """A store file from `store`: a path, or 'default' / 'small' for the generated dataset.
+    """A store file from `store`: a path, or 'default' / 'small' for a generated dataset.
 
-    A path that does not exist is a ConfigError naming the config `key` it came from.
+    'default' is the default engine's store (Quantum ESPRESSO Be, ``make qe``); 'small' the model
+    engine's small Al store (seconds to make; what tests use). A path that does not exist is a
+    ConfigError naming the config `key` it came from.
     """
     if str(store) in ("default", "small"):
-        settings = DatasetSettings() if str(store) == "default" else DatasetSettings.small()
-        return ensure_dataset(settings).resolve()
+        return ensure_dataset(None if str(store) == "default" else DatasetSettings.small()).resolve()
     path = Path(store).expanduser().resolve()
     if not path.is_file():
         raise ConfigError(

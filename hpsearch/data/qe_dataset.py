@@ -48,7 +48,7 @@ __all__ = ["QE_GENERATOR_VERSION", "QeSettings", "default_qe_store_path", "gener
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the generated numbers change for the same settings (part of the settings hash).
-QE_GENERATOR_VERSION = "be298-qe-1"
+QE_GENERATOR_VERSION = "be-qe-1"
 #: Self-check limits (relative): band energy from the LDOS vs eigenvalue sum; LDOS vs eigenvalue DOS.
 BAND_ENERGY_LIMIT, DOS_LIMIT = 0.01, 0.01
 #: Points of the density FFT grid per primitive hcp cell at 160 Ry (QE's choice for MALA's Be2).
@@ -121,6 +121,10 @@ class QeSettings(BaseModel):
         text = f"{QE_GENERATOR_VERSION}\n{_qe.recipe_hash()}\n{self.model_dump_json()}"
         return hashlib.sha256(text.encode()).hexdigest()
 
+    def label(self) -> str:
+        """``be<T>`` (temperature in K), the stem of store and snapshot names."""
+        return f"be{self.temperature_k:.0f}"
+
     @property
     def n_atoms(self) -> int:
         return 2 * int(np.prod(self.repeats))
@@ -170,9 +174,9 @@ def _fft_size(n: float) -> int:
 
 
 def default_qe_store_path(settings: QeSettings | None = None) -> Path:
-    """``$HPSEARCH_DATA_DIR/be298-qe-<hash8>.h5`` (``./hpsearch-data`` without the variable)."""
+    """``$HPSEARCH_DATA_DIR/be<T>-qe-<hash8>.h5`` (``./hpsearch-data`` without the variable)."""
     settings = settings or QeSettings()
-    return _data_dir() / f"be298-qe-{settings.settings_hash()[:8]}.h5"
+    return _data_dir() / f"{settings.label()}-qe-{settings.settings_hash()[:8]}.h5"
 
 
 def _data_dir() -> Path:
@@ -244,7 +248,7 @@ def _snapshot(settings: QeSettings, md: _be_md.MdResult, index: int, dft: _qe.Qe
         "kpoint_weights": dft.kpoint_weights, "eigenvalues_ev": dft.eigenvalues_ev,
     }
     snapshot = Snapshot(
-        name=f"be298-qe-seed{settings.seed}-{index:03d}", numbers=np.full(settings.n_atoms, 4, dtype=np.int64),
+        name=f"{settings.label()}-qe-seed{settings.seed}-{index:03d}", numbers=np.full(settings.n_atoms, 4, dtype=np.int64),
         positions_angstrom=md.frames[index], cell_angstrom=md.cell_angstrom, pbc=np.ones(3, dtype=bool),
         descriptors=None, ldos=dft.ldos.astype(np.float32), energy_grid=settings.energy_grid(),
         temperature_k=settings.temperature_k, n_electrons=settings.n_electrons(),

@@ -224,8 +224,9 @@ def test_cli_generate_reuses_and_reports(small_store: Path) -> None:
     app = typer.Typer()
     data_cli.register(app)
     generate_cli.register(app)
-    result = CliRunner().invoke(app, ["data", "generate", "--small", "-o", str(small_store), "--no-progress"])
+    result = CliRunner().invoke(app, ["data", "generate", "--engine", "model", "--small", "-o", str(small_store),
+                                      "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "4 snapshots" in result.output and "self-check" in result.output
-    bad = CliRunner().invoke(app, ["data", "generate", "--atoms", "10", "-o", str(small_store)])
+    bad = CliRunner().invoke(app, ["data", "generate", "--engine", "model", "--atoms", "10", "-o", str(small_store)])
     assert bad.exit_code != 0 and "multiple of 4" in str(bad.exception)

@@ -127,3 +127,30 @@ def test_more_cpus_per_trial_than_the_cluster_has_is_refused(ray_local, small_st
 
     with pytest.raises(ConfigError, match=r"resources.cpus=4.0 per trial but the Ray cluster has 2 CPUs"):
         Experiment.from_dict(_experiment(small_store, tmp_path / "big", resources={"cpus": 4})).run()
+
+
+def test_training_levers_flow_from_the_experiment_into_the_trials(ray_local, small_store: Path, tmp_path: Path) -> None:
+    from ray.tune import Callback
+
+    class Epochs(Callback):
+        def __init__(self) -> None:
+            self.seen: dict[int, list[dict]] = {}
+
+        def on_trial_result(self, iteration: int, trials: list, trial: object, result: dict, **info: object) -> None:
+            self.seen.setdefault(int(trial.config["points_per_epoch"]), []).append(dict(result))  # type: ignore[attr-defined]
+
+    raw = _experiment(small_store, tmp_path / "levers", search_space={"points_per_epoch": [300, 700]},
+                      fixed={"max_epochs": 6, "patience": None, "batch_size": 64, "learning_rate": 1e-2,
+                             "n_layers": 1, "width": 16, "validation_points": 200})
+    callback = Epochs()
+    result = Experiment.from_dict(raw).run(callbacks=[callback])
+    frame = result.trials
+    assert sorted(frame["points_per_epoch"]) == [300, 700] and set(frame["status"]) == {"completed"}
+    assert (frame["epochs"] == 6).all() and (frame["val_ldos_mse"] > 0).all()
+    for reports in callback.seen.values():
+        epochs = [r for r in reports if "epoch" in r and "status" not in r]
+        assert [r["epoch"] for r in epochs] == list(range(1, 7))  # ASHA's time attribute: one per epoch
+        final = reports[-1]
+        assert final["status"] == "completed" and 0 < final["loop_seconds"] < final["trial_seconds"]
+        # the per-epoch loss is on the 200 fixed points; the final one (what selects) on all of them
+        assert math.isfinite(final["val_ldos_mse"]) and final["val_ldos_mse"] != min(r["val_loss"] for r in epochs)

@@ -135,6 +135,9 @@ def proxy_study(
         help="plateau: learning rate x 0.3 after 4 epochs without improvement, so trainings converge (default: "
              "constant).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Trainings in parallel processes (default 1).")] = None,
+    report_test: Annotated[bool, typer.Option(
+        "--report-test", help="Also evaluate every trained network once on the held-out test part and add tau "
+        "against the test errors (a report; the calibration itself stays on validation).")] = False,
     tracking: Annotated[Optional[bool], typer.Option("--tracking/--no-tracking",
                                                      help="Log to MLflow (default: on).")] = None,
 ) -> None:
@@ -157,7 +160,7 @@ def proxy_study(
         "depths": _ints(depths, "--depths") if depths else None,
         "widths": _ints(widths, "--widths") if widths else None, "activations": _names(activations),
         "learning_rate": learning_rate, "train_batch_size": train_batch_size, "workers": workers,
-        "lr_schedule": lr_schedule, **_split(split),
+        "lr_schedule": lr_schedule, "report_test": True if report_test else None, **_split(split),
     }.items() if value is not None}
     study = run(config, out, **overrides)
     from hpsearch.scoring.proxy_report import markdown_table

@@ -31,22 +31,28 @@ _WORKER: dict[str, Any] = {}
 
 
 def train_one(spec: NetworkSpec, settings: TrainingSettings, data: TrainingData,
-              val: Sequence[TestSnapshot]) -> dict[str, Any]:
-    """Train ``spec``; its parameter count, validation errors, status, epochs and seconds."""
+              val: Sequence[TestSnapshot], test: Sequence[TestSnapshot] = ()) -> dict[str, Any]:
+    """Train ``spec``; its parameter count, validation errors, status, epochs and seconds (and the
+    test errors when ``test`` snapshots are given: a calibration report, after training)."""
     from hpsearch.model import count_parameters, evaluate, train
 
     result = train(spec, settings, data)
     errors: tuple[float, ...] = ()
     rmses: tuple[float, ...] = ()
+    tested: dict[str, float] = {}
     if result.ok:
         evaluation = evaluate(result.model, result.scalers, list(val))
         errors = tuple(evaluation.band_energy_errors_mev_per_atom)
         rmses = tuple(evaluation.ldos_rmse)
+        if test:
+            on_test = evaluate(result.model, result.scalers, list(test))
+            tested = {"test_ldos_rmse": on_test.mean_ldos_rmse,
+                      "test_error_mev_per_atom": on_test.mean_band_energy_error_mev_per_atom}
     return {"n_params": count_parameters(result.model), "val_errors_mev_per_atom": errors,
             "val_error_mev_per_atom": float(np.mean(errors)) if errors else math.nan,
             "val_ldos_rmses": rmses, "val_ldos_rmse": float(np.mean(rmses)) if rmses else math.nan,
             "train_status": result.status, "epochs": result.epochs, "best_epoch": result.best_epoch,
-            "train_seconds": round(result.seconds, 3)}
+            "train_seconds": round(result.seconds, 3), **tested}
 
 
 def validation_snapshots(store_path: str | Path, names: tuple[str, ...]) -> list[TestSnapshot]:
@@ -63,7 +69,7 @@ def validation_snapshots(store_path: str | Path, names: tuple[str, ...]) -> list
 
 
 
-def _init_worker(store_path: str, split: Split) -> None:
+def _init_worker(store_path: str, split: Split, test_names: tuple[str, ...] = ()) -> None:
     import torch
 
     from hpsearch.model import TrainingData
@@ -71,17 +77,21 @@ def _init_worker(store_path: str, split: Split) -> None:
     torch.set_num_threads(1)
     _WORKER["data"] = TrainingData.from_store(store_path, split)
     _WORKER["val"] = validation_snapshots(store_path, tuple(split.validation))
+    _WORKER["test"] = validation_snapshots(store_path, test_names) if test_names else []
 
 
 def _train_in_worker(spec: NetworkSpec, settings: TrainingSettings) -> dict[str, Any]:
-    return train_one(spec, settings, _WORKER["data"], _WORKER["val"])
+    return train_one(spec, settings, _WORKER["data"], _WORKER["val"], _WORKER["test"])
 
 
 def train_architectures(specs: Sequence[NetworkSpec], config: Any, store_path: str | Path, split: Split,
                         data: TrainingData, val: Sequence[TestSnapshot],
-                        progress: Callable[[str, int, int], None] | None = None) -> list[dict[str, Any]]:
-    """One result per spec, in the order of ``specs``."""
+                        progress: Callable[[str, int, int], None] | None = None,
+                        test_names: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """One result per spec, in the order of ``specs``; ``test_names``: snapshots each trained network
+    is evaluated on once after training (the calibration report's test check; empty: none read)."""
     settings = config.settings()
+    test = validation_snapshots(store_path, test_names) if test_names and config.workers <= 1 else []
     rows: list[dict[str, Any] | None] = [None] * len(specs)
 
     def done(index: int, row: dict[str, Any], count: int) -> None:
@@ -96,12 +106,12 @@ def train_architectures(specs: Sequence[NetworkSpec], config: Any, store_path: s
 
     if config.workers <= 1:
         for index, spec in enumerate(specs):
-            done(index, train_one(spec, settings, data, val), index + 1)
+            done(index, train_one(spec, settings, data, val, test), index + 1)
     else:
         import multiprocessing
 
         with ProcessPoolExecutor(max_workers=config.workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(str(store_path), split)) as pool:
+                                 initializer=_init_worker, initargs=(str(store_path), split, test_names)) as pool:
             futures = {pool.submit(_train_in_worker, spec, settings): i for i, spec in enumerate(specs)}
             for count, future in enumerate(as_completed(futures), start=1):
                 done(futures[future], future.result(), count)

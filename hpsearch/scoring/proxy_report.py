@@ -57,7 +57,24 @@ def _row(c: ProxyCalibration, base_tau: float) -> list[str]:
 def markdown_table(study: ProxyStudy) -> str:
     """The study's size and training settings, one row per proxy and ensemble sorted by tau (most
     negative first: the best ranking), and what the NASWOT names and the params mark mean."""
-    return "\n\n".join([study_header(study), calibration_table(study.calibration), legend(study)])
+    parts = [study_header(study), calibration_table(study.calibration), legend(study)]
+    if study.test_calibration:
+        parts.append(test_check(study))
+    return "\n\n".join(parts)
+
+
+def test_check(study: ProxyStudy) -> str:
+    """The same proxies judged on the held-out test part (``report_test``): tau against the test LDOS
+    RMSE and against the test band-energy error, with their CIs, and the top-1 rank on test."""
+    lines = [f"Held-out test check ({', '.join(study.held_out)}; read once after training, never by a "
+             "choice): per proxy, Kendall tau against the test LDOS RMSE and the test band-energy error.", "",
+             "| proxy | tau vs test LDOS RMSE [95% CI] | top-1 rank (test) | tau vs test band energy [95% CI] |",
+             "|---|---|---|---|"]
+    for c in sorted(study.test_calibration, key=lambda c: c.tau if math.isfinite(c.tau) else math.inf):
+        lines.append(f"| {c.name} | {_fmt(c.tau)} [{_fmt(c.tau_ci[0], 2)}, {_fmt(c.tau_ci[1], 2)}] | "
+                     f"{c.top1_rank:g}/{c.n} | {_fmt(c.tau_second)} [{_fmt(c.tau_second_ci[0], 2)}, "
+                     f"{_fmt(c.tau_second_ci[1], 2)}] |")
+    return "\n".join(lines)
 
 
 def study_header(study: ProxyStudy) -> str:

@@ -95,6 +95,9 @@ class ProxyStudyConfig(BaseModel):
     n_test: int | None = Field(None, ge=0, description="split as a search does: the first n_train train, the "
                                "next n_validation validate, the next n_test are held out (never loaded)")
     workers: int = Field(1, ge=1, description="processes that train architectures in parallel (1 thread each)")
+    report_test: bool = Field(False, description="after the calibration, evaluate each trained network once on the "
+                              "held-out test part and report tau against the test errors too (a calibration "
+                              "report; never set by a search's pilot, which must not read test snapshots)")
     n_bootstrap: int = Field(1000, ge=10)
     tracking: bool | None = Field(None, description="MLflow; unset: on unless HPSEARCH_TRACKING=off")
     tracking_uri: str | None = None
@@ -181,6 +184,9 @@ class ArchitectureRow:
     #: the LDOS RMSE on each validation snapshot and their mean (the LDOS's units): the judged error
     val_ldos_rmse: float = math.nan
     val_ldos_rmses: tuple[float, ...] = ()
+    #: with ``report_test`` only: the same errors on the held-out test part (read after training)
+    test_ldos_rmse: float = math.nan
+    test_error_mev_per_atom: float = math.nan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,8 +200,10 @@ class ProxyStudy:
     calibration: tuple[ProxyCalibration, ...]
     scoring_seconds: dict[str, float]
     training_seconds: float
-    #: snapshots of the store held out as the test part (never loaded)
+    #: snapshots of the store held out as the test part (never loaded, unless ``report_test``)
     held_out: tuple[str, ...] = ()
+    #: with ``report_test``: every proxy judged on the test LDOS RMSE (second error: test band energy)
+    test_calibration: tuple[ProxyCalibration, ...] = ()
 
     def best(self, k: int = 1) -> list[ProxyCalibration]:
         """The k proxies or ensembles with the most negative tau (higher score, lower error)."""
@@ -219,6 +227,7 @@ class ProxyStudy:
                 "held_out": list(self.held_out), "error": ERROR, "second_error": SECOND_ERROR,
                 "rows": [dataclasses.asdict(r) for r in self.rows],
                 "calibration": [{**c.to_dict(), "beats_params": self.beats_params(c)} for c in self.calibration],
+                "test_calibration": [c.to_dict() for c in self.test_calibration],
                 "scoring_seconds": self.scoring_seconds, "training_seconds": self.training_seconds,
                 "n_capped": self.n_capped()}
 
@@ -305,25 +314,33 @@ def run_proxy_study(config: ProxyStudyConfig,
         specs, x, y, config.proxy_names(), config.n_init, config.seed, seconds,
         progress=(lambda d, t: progress("scoring", d, t)) if progress else None)
     t0 = time.perf_counter()
-    trained = train_architectures(specs, config, store_path, split, data, val, progress)
+    tested = held_out if config.report_test else ()
+    if config.report_test and not tested:
+        raise ConfigError("report_test needs held-out test snapshots: give the split a test part (e.g. --split 2:1:1)")
+    trained = train_architectures(specs, config, store_path, split, data, val, progress, test_names=tested)
     rows = [ArchitectureRow(label=_label(spec), widths=tuple(spec.widths), activation=spec.hidden_activations[0],
                             scores=score.scores, reasons=score.reasons, **row)
             for spec, score, row in zip(specs, scores, trained, strict=True)]
+    test_calibration = calibrate_rows(rows, config, part="test") if tested else ()
     study = ProxyStudy(config=config, store=str(store_path), split=split.to_dict(), rows=tuple(rows),
                        calibration=calibrate_rows(rows, config), scoring_seconds=seconds,
-                       training_seconds=time.perf_counter() - t0, held_out=held_out)
+                       training_seconds=time.perf_counter() - t0, held_out=held_out,
+                       test_calibration=test_calibration)
     return study
 
 
-def calibrate_rows(rows: list[ArchitectureRow], config: ProxyStudyConfig) -> tuple[ProxyCalibration, ...]:
-    """Calibration of every proxy and ensemble against the validation LDOS RMSE (the band-energy error
-    as the second error) over the rows whose training gave a finite LDOS RMSE."""
-    good = [r for r in rows if math.isfinite(r.val_ldos_rmse)]
+def calibrate_rows(rows: list[ArchitectureRow], config: ProxyStudyConfig,
+                   part: str = "validation") -> tuple[ProxyCalibration, ...]:
+    """Calibration of every proxy and ensemble against the LDOS RMSE of ``part`` ("validation", or
+    "test" with ``report_test``; the band-energy error as the second error) over the rows whose
+    training gave a finite LDOS RMSE."""
+    prefix = "val" if part == "validation" else "test"
+    good = [r for r in rows if math.isfinite(getattr(r, f"{prefix}_ldos_rmse"))]
     if len(good) < 3:
-        raise ConfigError(f"only {len(good)} of {len(rows)} architectures trained to a finite validation "
+        raise ConfigError(f"only {len(good)} of {len(rows)} architectures trained to a finite {part} "
                           "LDOS RMSE: the study needs at least 3 (check the training settings)")
-    errors = [r.val_ldos_rmse for r in good]
-    band = [r.val_error_mev_per_atom for r in good]
+    errors = [getattr(r, f"{prefix}_ldos_rmse") for r in good]
+    band = [getattr(r, f"{prefix}_error_mev_per_atom") for r in good]
     activations = [r.activation for r in good]
     n_params = [r.n_params for r in good]
     names = config.proxy_names()

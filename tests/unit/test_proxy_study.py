@@ -91,3 +91,22 @@ def test_exhaustive_mode_refuses_a_sample_size() -> None:
         validate_mapping(ProxyStudyConfig, {"architectures": "all", "n_architectures": 12}, "study.yaml", "keys")
     assert ProxyStudyConfig(architectures="all", depths=(1, 2), widths=(8,), activations=("Tanh",)).size() == 2
     assert ProxyStudyConfig(proxies=("naswot-paper",)).proxy_names() == ["naswot-paper", "params", "naswot-v1"]
+
+
+def test_report_test_reads_the_held_out_part_only_after_training(be2_store: Path) -> None:
+    """The calibration stays on validation; with report_test each network is also scored once on
+    the test part, and tau against the test LDOS RMSE is computed from those numbers."""
+    torch.set_num_threads(1)
+    config = ProxyStudyConfig(store=str(be2_store), architectures="all", depths=(1,), widths=(8, 16),
+                              activations=("ReLU", "Tanh"), n_train=2, n_validation=1, n_test=1, max_epochs=3,
+                              patience=2, n_init=2, batch_size=32, n_bootstrap=20, tracking=False,
+                              proxies=("synflow",), ensembles=(), report_test=True)
+    study = run_proxy_study(config)
+    assert all(np.isfinite(r.test_ldos_rmse) and r.test_ldos_rmse != r.val_ldos_rmse for r in study.rows)
+    by_name = {c.name: c for c in study.test_calibration}
+    scores = np.array([r.scores["synflow"] for r in study.rows])
+    test_loss = np.array([r.test_ldos_rmse for r in study.rows])
+    assert by_name["synflow"].tau == pytest.approx(kendalltau(scores, test_loss).statistic)
+    assert "Held-out test check" in markdown_table(study)
+    with pytest.raises(ConfigError, match="held-out test"):
+        run_proxy_study(config.model_copy(update={"n_test": None, "n_train": 3}))

@@ -87,7 +87,8 @@ def study_header(study: ProxyStudy) -> str:
                   f"{list(config.activations)}")
     return (f"Proxy study on {study.store}: {len(study.rows)} architectures, {space}; trained on "
             f"{', '.join(study.split.get('train', []))}, validated on {', '.join(study.split.get('validation', []))}"
-            f", held out and never loaded: {', '.join(study.held_out) or 'none'}.\n"
+            f", held out{' (read once after training, for the test check below)' if study.test_calibration else ' and never loaded'}: "
+            f"{', '.join(study.held_out) or 'none'}.\n"
             f"Training: at most {config.max_epochs} epochs, early-stopping patience {config.patience}, Adam "
             f"learning rate {config.learning_rate:g}"
             f"{' (x0.3 after 4 epochs without improvement)' if config.lr_schedule else ''}, mini-batch {config.train_batch_size}, seed {config.seed}; "

@@ -303,11 +303,13 @@ def run_proxy_study(config: ProxyStudyConfig,
     else:
         specs = sample_architectures(space, data.n_features, data.n_energies, config.n_architectures, config.seed)
     settings = config.settings()
-    log.info("proxy study: %d architectures (%s), trained on %s, validated on %s (%s; held out, never loaded: "
-             "%s); training: at most %d epochs, patience %d, learning rate %g, mini-batch %d", len(specs),
+    log.info("proxy study: %d architectures (%s), trained on %s, validated on %s (%s; held out, %s: %s); "
+             "training: at most %d epochs, patience %d, learning rate %g, mini-batch %d", len(specs),
              "every depth x width x activation" if config.architectures == "all" else "sampled",
-             list(split.train), list(split.validation), ERROR, list(held_out) or "none", config.max_epochs,
-             config.patience, config.learning_rate, config.train_batch_size)
+             list(split.train), list(split.validation), ERROR,
+             "read once after training (report_test)" if config.report_test else "never loaded",
+             list(held_out) or "none", config.max_epochs, config.patience, config.learning_rate,
+             config.train_batch_size)
     x, y = proxy_batch(data, settings, config.batch_size, config.seed)
     seconds: dict[str, float] = {}
     scores = score_architectures_proxies(

@@ -73,10 +73,19 @@ def print_report(report: Any, console: Any) -> None:
     console.print(f"summary: {report.folder / 'summary.json'}")
 
 
+#: the fewest paired repeats with which the exact test of the verdict can reach p <= 0.05 (2/2^6)
+MIN_DECIDING_REPEATS = 6
+
+
 def print_verdict(report: Any, console: Any) -> None:
     """Whether the benchmark tells searches apart (TPE vs no search); the strategy claims and the
     target's met/missed only when it does, "not decidable" otherwise."""
     verdict = report.verdict
+    if verdict is not None and verdict.n_pairs < MIN_DECIDING_REPEATS:
+        console.print(f"ANECDOTE: {verdict.n_pairs} paired repeat(s) per strategy: no paired test can reach p <= "
+                      f"{verdict.alpha:g} (the smallest possible p is {verdict.smallest_p:.3g}); this table illustrates, "
+                      f"it does not compare (`hpsearch benchmark paper` runs {MIN_DECIDING_REPEATS})",
+                      style="bold yellow", soft_wrap=True, markup=False)
     if verdict is not None:
         console.print(f"verdict: {verdict.text}", style="bold green" if verdict.decidable else "bold yellow",
                       soft_wrap=True, markup=False)

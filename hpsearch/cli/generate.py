@@ -48,7 +48,7 @@ def _settings(small: bool, given: dict[str, Any], engine: str = "qe") -> Any:
 
 def generate_command(
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Store to write (default: $HPSEARCH_DATA_DIR or ./hpsearch-data, file be298-qe-<hash>.h5, "
+        "--output", "-o", help="Store to write (default: $HPSEARCH_DATA_DIR or ./hpsearch-data, file be1000-qe-<hash>.h5, "
         "al298-<hash>.h5 or al298-gpaw-<hash>.h5).")] = None,
     atoms: Annotated[Optional[int], typer.Option("--atoms", help="model/gpaw: atoms per snapshot, a multiple of 4 (default: 32 / 16).")] = None,
     repeats: Annotated[Optional[tuple[int, int, int]], typer.Option(
@@ -63,7 +63,7 @@ def generate_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a file at OUTPUT made with other settings.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
-    """Generate thermal snapshots with LDOS and SNAP descriptors: hcp Be with Quantum ESPRESSO (default),
+    """Generate snapshots with LDOS and SNAP descriptors: Be at 1000 K with Quantum ESPRESSO (default),
     or fcc Al with the built-in model or GPAW.
 
     Reuses OUTPUT when it already holds a store made with the same settings.

@@ -194,7 +194,7 @@ def default_settings(engine: str = DEFAULT_ENGINE) -> Any:
 def default_store_path(settings: DatasetSettings | QeSettings | GpawSettings | None = None) -> Path:
     """Where the store of ``settings`` lives by default (None: the default engine's default store).
 
-    ``$HPSEARCH_DATA_DIR`` (or ``./hpsearch-data``) / ``be298-qe-<hash8>.h5`` (qe),
+    ``$HPSEARCH_DATA_DIR`` (or ``./hpsearch-data``) / ``be1000-qe-<hash8>.h5`` (qe),
     ``al298-<hash8>.h5`` (model), ``al298-gpaw-<hash8>.h5`` (gpaw).
     """
     engine = engine_of(settings)

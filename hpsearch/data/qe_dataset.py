@@ -1,14 +1,16 @@
-"""The embedded default dataset: thermal hcp beryllium with Kohn-Sham DFT LDOS (Quantum ESPRESSO).
+"""The embedded default dataset: hot beryllium with Kohn-Sham DFT LDOS (Quantum ESPRESSO).
 
 Why this engine is the default: a surrogate search can only rank architectures on data where
 the architecture matters. On the stores of the model and GPAW engines every network ties ridge
 regression (README: "Which data can tell networks apart?"); on MALA's real Quantum ESPRESSO Be2
 data networks beat it several-fold. This engine makes data the way MALA's were made, in minutes:
 
-1. atomic configurations from Langevin molecular dynamics of hcp Be at 298 K and the paper's
-   1.896 g/cc in LAMMPS, with a DFT-fitted SNAP potential (:mod:`hpsearch.data._be_md`);
+1. atomic configurations from Langevin molecular dynamics of Be in MALA's 2-atom hcp cell at the
+   paper's 1.896 g/cc in LAMMPS, with a DFT-fitted SNAP potential (:mod:`hpsearch.data._be_md`),
+   at 1000 K by default: in so small a cell the two atoms then wander far from their sites (rms
+   1.3 Angstrom), giving configurations as varied as MALA's own Be2 data (0.5-0.75 Angstrom);
 2. each configuration's Kohn-Sham LDOS from Quantum ESPRESSO (PBE, ultrasoft pseudopotential
-   made by ``ld1.x``, Fermi-Dirac at 298 K), ``pp.x`` writing the LDOS on the density's FFT grid
+   made by ``ld1.x``, Fermi-Dirac at the same temperature), ``pp.x`` writing the LDOS on the density's FFT grid
    (:mod:`hpsearch.data._qe`);
 3. SNAP descriptors on the same grid with MALA's Be settings (rcut 4.67637 Angstrom, twojmax 10).
 
@@ -61,8 +63,10 @@ SNAP_OPTIONS: dict[str, Any] = {"rfac0": 0.99363, "rmin0": 0.0, "radelem": 0.5, 
 class QeSettings(BaseModel):
     """Everything that determines a QE-generated store; its hash identifies the store.
 
-    Defaults: 12 snapshots of MALA's 2-atom hcp Be cell (``repeats`` (1, 1, 1)) at 298 K and
-    1.896 g/cc (the paper's Be), MD 2 ps apart after 2 ps; PBE, ecutwfc 40 Ry, ecutrho 160 Ry,
+    Defaults: 12 snapshots of MALA's 2-atom hcp Be cell (``repeats`` (1, 1, 1)) at 1000 K and
+    1.896 g/cc (the paper's density), MD 2 ps apart after 2 ps (at 298 K, the paper's temperature,
+    the snapshots are so alike that networks of different size tie: README, "Which data can tell
+    networks apart?"); PBE, ecutwfc 40 Ry, ecutrho 160 Ry,
     an 8x8x8 k-mesh (MALA's Be2 settings), the density grid 18x18x27 (0.125 Angstrom); LDOS at 37
     energies from -5.5 eV in 0.5 eV steps, each level broadened by pp.x's kernel for Fermi-Dirac
     smearing (minus the Fermi function's derivative) of width 0.5 eV (QE's energy scale: the band
@@ -79,7 +83,8 @@ class QeSettings(BaseModel):
     repeats: tuple[int, int, int] = Field((1, 1, 1), description="copies of the 2-atom hcp cell along a1, a2, c")
     n_snapshots: int = Field(12, ge=1, description="number of MD snapshots")
     seed: int = Field(0, ge=0, description="seed of the MD velocities and thermostat")
-    temperature_k: float = Field(298.0, gt=0.0, description="ionic (MD) and electronic temperature")
+    temperature_k: float = Field(1000.0, gt=0.0, description="ionic (MD) and electronic temperature; 1000 K: "
+                                 "configurations varied enough that architectures differ (README)")
     density_g_per_cm3: float = Field(1.896, gt=0.0, description="mass density (paper: 1.896 g/cc)")
     equilibration_ps: float = Field(2.0, ge=0.0, description="MD time before the first snapshot")
     snapshot_interval_ps: float = Field(2.0, gt=0.0, description="MD time between snapshots")

@@ -129,7 +129,7 @@ def test_same_settings_reuse_the_store(small_store: Path, monkeypatch: pytest.Mo
 def test_default_path_names_engine_and_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HPSEARCH_DATA_DIR", str(tmp_path))
     path = default_qe_store_path(QeSettings.small())
-    assert path.parent == tmp_path and path.name.startswith("be298-qe-")  # the label holds the temperature
+    assert path.parent == tmp_path and path.name.startswith("be1000-qe-")  # the label holds the temperature
 
 
 @needs_qe

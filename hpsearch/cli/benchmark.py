@@ -139,7 +139,7 @@ def paper(
     keep_ui: bool = typer.Option(False, "--keep-ui", help="Leave the MLflow server it starts running."),
     verbose: bool = typer.Option(False, "--log", help="Show the INFO logs of every step."),
     repeats: Optional[int] = typer.Option(None, "--repeats", "-r", help="Studies per strategy, with different "
-                                          "search seeds (default: 5; 3 with --quick; 6 or more can decide)."),
+                                          "search seeds (default: 6, the fewest that can decide; 2 with --quick)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Run on this store instead of the experiment "
                                          "files' (e.g. imported MALA/QE data, a GPAW store), for every strategy."),
     split: Optional[str] = typer.Option(None, "--split", help="TRAIN:VALIDATION:TEST snapshot counts (4:2:4) or "
@@ -167,9 +167,9 @@ def paper(
 
 def _generate_in_child(path: Path) -> Path:
     """The default dataset, generated in a child process (see hpsearch.data.generate.ensure_dataset)."""
-    from hpsearch.data.generate import DatasetSettings, ensure_dataset
+    from hpsearch.data.generate import ensure_dataset
 
-    return ensure_dataset(DatasetSettings(), path)
+    return ensure_dataset(None, path)
 
 
 def demo(
@@ -183,11 +183,11 @@ def demo(
     _quiet(verbose)
     console = _console()
     started = time.perf_counter()
-    console.rule("step 1/2: the default dataset (thermal fcc Al, model LDOS, SNAP descriptors)")
+    console.rule("step 1/2: the default dataset (Be at 1000 K, Quantum ESPRESSO LDOS, SNAP descriptors)")
     path = _generate_in_child(default_store_path())
     console.print(f"dataset: {path} ({time.perf_counter() - started:.0f} s)")
     console.rule("step 2/2: the short comparison (no search, naswot, tpe + naswot-pruner, oat, tpe)")
-    # two repeats keep `make demo` within about 10 minutes on 2 cores; the quick benchmark runs 3
+    # the quick benchmark's two repeats: an anecdote, and the report says so
     settings = BenchmarkSettings(out=out, quick=True, overwrite=True, keep_server=True, repeats=DEMO_REPEATS)
     report = run_paper_benchmark(settings)
     print_report(report, console)

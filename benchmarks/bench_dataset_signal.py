@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--validation-points", type=int, default=None,
+                        help="per-epoch validation on a fixed subsample of this many points (default: all)")
     parser.add_argument("--lr-schedule", choices=("none", "plateau"), default="plateau",
                         help="plateau (default): learning rate x --lr-factor after --lr-patience epochs without "
                         "improvement, so trainings converge instead of stopping on a noisy plateau")
@@ -127,12 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     report = baselines(store, split)
     print(report.split_line())
     print(report.markdown())
-    settings: dict[str, Any] = {"learning_rate": 1e-3, "batch_size": args.batch_size, "patience": args.patience,
-                                "max_epochs": args.max_epochs}
+    settings: dict[str, Any] = {"learning_rate": args.learning_rate, "batch_size": args.batch_size,
+                                "patience": args.patience, "max_epochs": args.max_epochs}
     if args.lr_schedule != "none":
         settings.update(lr_schedule=args.lr_schedule, lr_patience=args.lr_patience, lr_factor=args.lr_factor)
     if args.points_per_epoch:
         settings["points_per_epoch"] = args.points_per_epoch
+    if args.validation_points:
+        settings["validation_points"] = args.validation_points
     jobs = [(arch, seed) for arch in ARCHITECTURES for seed in range(args.seeds)]
     runs: list[dict[str, Any]] = []
     started = time.perf_counter()

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from hpsearch.bench.comparison import comparison_over_repeats, markdown_over_repeats, rows_over_repeats
-from hpsearch.config.strategy import METRIC
+from hpsearch.config.strategy import LDOS_METRIC, METRIC
 from hpsearch.errors import DataError
 
 if TYPE_CHECKING:
@@ -216,11 +216,14 @@ def _final(result: StudyResult) -> dict[str, Any] | None:
 
 def figure3(results: Mapping[str, Sequence[StudyResult]], labels: Mapping[str, str], cpus: Mapping[str, float],
             path: Path) -> Path:
-    """The anytime plot: best validation error so far against cumulative search compute, median and
-    band over repeats, with the retrained winners' test error (median [CI]) as dots."""
+    """The anytime plot: best validation objective so far against cumulative search compute, median
+    and band over repeats, with the retrained winners' test result (median [CI]). With the LDOS
+    objective: the validation LDOS RMSE (the root of the selecting MSE, scaled units) and, in a panel
+    of its own, the test LDOS RMSE (the store's units); with band_energy both in meV/atom."""
     from hpsearch.bench.stats import summarize
     from hpsearch.tracking.anytime import plot_anytime
 
+    ldos = any(r.objective_metric == LDOS_METRIC for repeats in results.values() for r in repeats)
     strategies = []
     for stem, repeats in results.items():
         runs = []
@@ -228,10 +231,14 @@ def figure3(results: Mapping[str, Sequence[StudyResult]], labels: Mapping[str, s
             trials = result.trials
             if trials.empty:
                 continue
+            values = trials[LDOS_METRIC if ldos else METRIC].astype(float)
             runs.append((list(trials["trial_seconds"].astype(float).fillna(0.0) * cpus[stem]),
-                         list(trials[METRIC].astype(float))))
-        test = summarize([_nan(r.test_error_mev_per_atom) for r in repeats])
+                         list(np.sqrt(values) if ldos else values)))
+        test = summarize([_nan(r.test_ldos_rmse if ldos else r.test_error_mev_per_atom) for r in repeats])
         strategies.append({"strategy": labels[stem], "runs": runs, "test": (test.median, test.low, test.high)})
+    if ldos:
+        return plot_anytime(strategies, path, validation_label="LDOS RMSE (scaled, the objective)",
+                            test_label="LDOS RMSE (the store's units, retrained winners)")
     return plot_anytime(strategies, path)
 
 

@@ -1,4 +1,4 @@
-"""The anytime plot of repeated studies: best validation error so far against cumulative compute.
+"""The anytime plot of repeated studies: best validation objective so far against cumulative compute.
 
 One line per strategy: the median over repeats of the best validation error found so far, on a
 common log grid of search compute, with the band between the lowest and highest repeat; at the
@@ -32,11 +32,17 @@ def _on_grid(cost: np.ndarray, best: np.ndarray, grid: np.ndarray) -> np.ndarray
     return np.where(np.isfinite(values), values, np.nan)
 
 
-def plot_anytime(strategies: Sequence[dict[str, Any]], path: str | Path) -> Path:
+def plot_anytime(strategies: Sequence[dict[str, Any]], path: str | Path,
+                 validation_label: str = "band-energy error (meV/atom)", test_label: str | None = None) -> Path:
     """Figure 3 over repeats. Each strategy: ``{"strategy": str, "runs": [(core_seconds, val_errors), ...],
-    "test": (median, low, high) or None}``."""
+    "test": (median, low, high) or None}``. ``test_label``: the test dots go into a second panel
+    with their own axis (when the test metric has other units than the validation one)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    if test_label is None:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        test_ax = ax
+    else:
+        fig, (ax, test_ax) = plt.subplots(1, 2, figsize=(13, 5), sharex=True)
     finals = [c for s in strategies for cost, _ in s["runs"] for c in [float(np.nansum(cost))] if c > 0]
     lowest = [float(np.nanmin(np.asarray(cost, dtype=float)[np.asarray(cost, dtype=float) > 0]))
               for s in strategies for cost, _ in s["runs"] if np.any(np.asarray(cost, dtype=float) > 0)]
@@ -71,14 +77,22 @@ def plot_anytime(strategies: Sequence[dict[str, Any]], path: str | Path) -> Path
             test = study.get("test")
             if test is not None and np.isfinite(test[0]):
                 x = float(np.median(spent))
-                ax.errorbar([x], [test[0]], yerr=[[test[0] - test[1]], [test[2] - test[0]]], fmt="o", mfc="white",
-                            color=color, capsize=4)
+                test_ax.errorbar([x], [test[0]], yerr=[[test[0] - test[1]], [test[2] - test[0]]], fmt="o",
+                                 mfc="white", color=color, capsize=4, label=study["strategy"])
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("cumulative search compute (core-seconds)")
-    ax.set_ylabel("band-energy error (meV/atom)")
-    ax.set_title("Best validation error so far: median over repeats, band min-max; squares: the final pick\n"
-                 "open dots: retrained winner's test error, median [95% CI]", fontsize=10)
+    ax.set_ylabel(f"validation {validation_label}")
+    if test_label is None:
+        ax.set_title("Best validation error so far: median over repeats, band min-max; squares: the final pick\n"
+                     "open dots: retrained winner's test error, median [95% CI]", fontsize=10)
+    else:
+        ax.set_title("Best validation objective so far: median over repeats, band min-max;\n"
+                     "squares: the final pick", fontsize=10)
+        test_ax.set_yscale("log")
+        test_ax.set_xlabel("search compute per study (core-seconds, median)")
+        test_ax.set_ylabel(f"test {test_label}")
+        test_ax.set_title("The retrained winners on the test snapshots: median [95% CI] over repeats", fontsize=10)
     if finals:
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -278,8 +278,9 @@ def generate_dataset(path: str | Path, settings: DatasetSettings | GpawSettings 
                           "default, installed by `make qe`), 'model' (the built-in Al model) or 'gpaw' (GPAW, "
                           "installed by `make dft`)")
     if settings is not None and engine_of(settings) != engine:
-        raise ConfigError(f"engine {engine!r} does not take {type(settings).__name__}: pass the engine's own "
-                          "settings (QeSettings, DatasetSettings or GpawSettings) or settings=None for its defaults")
+        own = {"qe": "QeSettings", "model": "DatasetSettings", "gpaw": "GpawSettings"}[engine]
+        raise ConfigError(f"engine {engine!r} takes {own}, not {type(settings).__name__}: pass {own}(...) or "
+                          "settings=None for its defaults")
     if engine == "qe":
         from hpsearch.data.qe_dataset import generate_qe_dataset
 

@@ -63,12 +63,12 @@ def test_missing_gpaw_names_make_dft(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 
 def test_engine_and_settings_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="'dft' is not one of model, gpaw"):
+    with pytest.raises(ConfigError, match="'dft' is not one of qe, model, gpaw"):
         generate_dataset(tmp_path / "x.h5", engine="dft")
     with pytest.raises(ConfigError, match="takes GpawSettings"):
         generate_dataset(tmp_path / "x.h5", DatasetSettings.small(), engine="gpaw")
-    with pytest.raises(ConfigError, match="engine='gpaw'"):
-        generate_dataset(tmp_path / "x.h5", SMALL)
+    with pytest.raises(ConfigError, match="engine 'model' takes DatasetSettings, not GpawSettings"):
+        generate_dataset(tmp_path / "x.h5", SMALL, engine="model")
     with pytest.raises(ValidationError, match=r"use at least \(23, 23, 13\)"):
         GpawSettings(grid=(24, 24, 12))
     with pytest.raises(ValidationError, match="multiple of 4"):
@@ -93,8 +93,8 @@ def test_cli_rejects_unknown_engine() -> None:
 
     from hpsearch.cli import app
 
-    result = CliRunner().invoke(app, ["data", "generate", "--engine", "qe", "-o", "x.h5"])
-    assert result.exit_code != 0 and "is not one of model, gpaw" in str(result.exception)
+    result = CliRunner().invoke(app, ["data", "generate", "--engine", "dft", "-o", "x.h5"])
+    assert result.exit_code != 0 and "is not one of qe, model, gpaw" in str(result.exception)
 
 
 # ----------------------------------------------------------------------------- with GPAW

@@ -159,4 +159,5 @@ def test_multifidelity_experiment_files_validate_and_share_the_paper_space(folde
         assert config.search_space == tpe.search_space and config.fixed == tpe.fixed
         assert config.name != tpe.name and config.tracking == tpe.tracking
     halving = validate_experiment(load_experiment(root / "naswot-halving.yaml"))[0]
-    assert halving.plan() == ([(6, 2), (2, 6), (1, 10)] if folder else [(9, 4), (3, 12), (1, 30)])
+    # rungs: top_k x min_epochs, then / 3 trainings x 3 epochs, the last at the experiment's max_epochs
+    assert halving.plan() == ([(6, 4), (2, 12), (1, 20)] if folder else [(9, 4), (3, 12), (1, 40)])

@@ -50,7 +50,7 @@ def test_experiment_files_parse_and_share_one_search_space(quick: bool) -> None:
     assert strategies["naswot"] == "naswot" and strategies["oat"] == "oat" and strategies["tpe-pruner"] == "tpe"
     assert strategies["null"] == "null" and configs["null"].budget.max_trials == 1 and configs["null"].scheduler is None
     if not quick:
-        assert all(c.retrains == 5 for c in configs.values())
+        assert all(c.retrains == 2 for c in configs.values())  # the test LDOS RMSE varies by a few % between seeds
         assert strategies["direct"] == "direct" and strategies["naswot-optimized"] == "naswot-optimized"
 
 

@@ -170,7 +170,16 @@ class NaswotConfig(_Section):
     batch_size: int = Field(default=64, ge=2)
     n_init: int = Field(default=5, ge=1)
     k: float = Field(default=1e-4, gt=0)
-    convention: Literal["paper", "mala"] = "paper"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_convention(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "convention" in data:
+            raise ValueError(
+                "naswot.convention is not a setting: the sign of the NASWOT score is the proxy's name. Use "
+                "strategy options `proxy: naswot-paper` (the paper's software: maximise S) or `proxy: naswot-v1` "
+                "(-S, hpsearch's default), and the same under the naswot-pruner's options")
+        return data
 
 
 class TrackingConfig(_Section):

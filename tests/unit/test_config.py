@@ -92,6 +92,7 @@ def test_results_dir_defaults_to_results_slash_name() -> None:
         (_base(fixed={"learnig_rate": 0.1}), r"unknown hyperparameter 'learnig_rate'"),
         (_base(resources={"gpus": 1.5}), r"whole number"),
         (_base(name="a b/c"), r"name 'a b/c'"),
+        (_base(naswot={"convention": "mala"}), r"naswot.convention is not a setting.*proxy: naswot-paper"),
         (_base(dataset={"split": {"train": 2, "validation": ["x"], "test": 1}}), r"all as counts"),
     ],
 )

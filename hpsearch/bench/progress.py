@@ -10,7 +10,7 @@ import math
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.config.strategy import METRIC, NASWOT_METRIC, reported_list
+from hpsearch.config.strategy import LDOS_METRIC, METRIC, NASWOT_METRIC, reported_list
 
 if TYPE_CHECKING:
     from ray.tune import Callback
@@ -26,14 +26,17 @@ class StudyProgress:
             progress.done(result)
     """
 
-    def __init__(self, title: str, enabled: bool = True, board: ProgressBoard | None = None) -> None:
+    def __init__(self, title: str, enabled: bool = True, board: ProgressBoard | None = None,
+                 objective: str = "band_energy") -> None:
         self.title = title
+        self.ldos = objective == "ldos_mse"  # the line shows what the study selects on
         self.enabled = enabled
         self.board = board
         self.finished = 0
         self.pruned = 0
         self.scored = 0
         self.best = math.inf
+        self.final_note = ""
         self._progress: Any = None
         self._task: Any = None
 
@@ -48,7 +51,12 @@ class StudyProgress:
         return self
 
     def _line(self, note: str = "") -> str:
-        best = f"{self.best:.3g} meV/atom" if math.isfinite(self.best) else "-"
+        if not math.isfinite(self.best):
+            best = "-"
+        elif self.ldos:
+            best = f"val LDOS RMSE {math.sqrt(self.best):.3g} (scaled)"
+        else:
+            best = f"{self.best:.3g} meV/atom"
         parts = [f"{self.finished} trials done"]
         if self.pruned:
             parts.append(f"{self.pruned} pruned")
@@ -59,7 +67,7 @@ class StudyProgress:
     def trial_finished(self, result: dict[str, Any]) -> None:
         """Count a finished trial (its last result) and refresh the line."""
         self.finished += 1
-        error = result.get(METRIC)
+        error = result.get(LDOS_METRIC if self.ldos else METRIC)
         if error is not None and math.isfinite(float(error)) and result.get("status", "completed") == "completed":
             self.best = min(self.best, float(error))
         elif NASWOT_METRIC in result and "status" not in result and "naswot_scores" not in result:
@@ -75,9 +83,14 @@ class StudyProgress:
         """The study's final line: retrained winner and compute."""
         final = result.final
         note = ""
-        if final is not None:
+        ldos_rmse = getattr(result, "test_ldos_rmse", None)
+        if self.ldos and ldos_rmse is not None:
+            spread = getattr(result, "test_ldos_rmse_std", None)
+            note = f"; winner retrained: test LDOS RMSE {ldos_rmse:.3g}" + (f" ± {spread:.2g}" if spread else "")
+        elif final is not None:
             note = f"; winner retrained {final.mean:.3g} ± {final.std:.2g} meV/atom"
-        self._update(f"{note}; {result.core_seconds:.0f} core-s")
+        self.final_note = f"{note}; {result.core_seconds:.0f} core-s"
+        self._update(self.final_note)
 
     def callback(self) -> Callback:
         """A Ray Tune callback that feeds this display (pickled without it)."""

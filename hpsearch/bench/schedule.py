@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpsearch.bench.progress import ProgressBoard, StudyProgress
 from hpsearch.errors import ConfigError
@@ -108,6 +108,33 @@ def run_jobs(jobs: Sequence[StudyJob], parallel: int, address: str | None, progr
     return results, timeline
 
 
+_REGISTRY_LOCK = threading.RLock()
+
+
+def thread_safe_tune_registry() -> None:
+    """Make Ray Tune's process-wide registry safe for studies started from several threads.
+
+    Every ``Tuner.fit`` registers its trainable in ``ray.tune.registry._global_registry``, whose
+    ``register`` adds to a dict that ``flush_values`` iterates: two studies starting at once raised
+    "dictionary changed size during iteration" (seen in about 1 of 3 runs of the cluster test). Both
+    methods are wrapped, once, with one re-entrant lock."""
+    from ray.tune import registry
+
+    found = registry._global_registry
+    if getattr(found, "_hpsearch_locked", False):
+        return
+
+    def locked(method: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with _REGISTRY_LOCK:
+                return method(*args, **kwargs)
+        return call
+
+    found.register = locked(found.register)
+    found.flush_values = locked(found.flush_values)
+    found._hpsearch_locked = True
+
+
 def _run_in_threads(jobs: Sequence[StudyJob], n_threads: int, address: str | None, progress: bool,
                     board: ProgressBoard, results: dict[JobKey, StudyResult],
                     timeline: dict[str, tuple[float, float]]) -> None:
@@ -135,6 +162,7 @@ def _run_in_threads(jobs: Sequence[StudyJob], n_threads: int, address: str | Non
             with lock:
                 results[job.key], timeline[job.experiment.config.name] = result, interval
 
+    thread_safe_tune_registry()
     threads = [threading.Thread(target=work, name=f"study-{i}", daemon=True) for i in range(n_threads)]
     logger.info("running %d studies at a time (%d in all)", n_threads, len(jobs))
     for thread in threads:

@@ -156,6 +156,9 @@ class QeSetup:
     broadening_ev: float
     conv_thr_ry_per_atom: float = 1e-10
     mixing_beta: float = 0.4
+    # the highest band must reach this many broadenings above the window's top (None: no check, to
+    # reproduce data made with fewer bands, e.g. MALA's Be2 SCF with 4 Kohn-Sham states)
+    band_margin_broadenings: float | None = 3.0
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly description (stored as provenance)."""
@@ -311,9 +314,11 @@ def solve_snapshot(positions: np.ndarray, cell: np.ndarray, setup: QeSetup, pseu
         raise DataError(f"the occupied eigenvalues of {folder} hold {electrons:.4f} electrons, pw.x says "
                         f"{parsed['n_electrons']}: too few bands (raise n_bands)")
     highest = float(parsed["eigenvalues_ev"][:, -1].min())
-    needed = setup.energy_offset_ev + (setup.n_energies - 1) * setup.energy_spacing_ev + 3.0 * setup.broadening_ev
-    if highest < needed:
-        raise DataError(f"the highest band reaches down to {highest:.2f} eV, below the window's top plus 3 "
+    margin = setup.band_margin_broadenings
+    top = setup.energy_offset_ev + (setup.n_energies - 1) * setup.energy_spacing_ev
+    needed = top + (margin or 0.0) * setup.broadening_ev
+    if margin is not None and highest < needed:
+        raise DataError(f"the highest band reaches down to {highest:.2f} eV, below the window's top plus {margin:g} "
                         f"broadenings ({needed:.2f} eV): the LDOS would miss states; raise n_bands")
     iterations = [int(line.split()[-2]) for line in scf.splitlines() if "convergence has been achieved in" in line]
     shutil.rmtree(folder / "out", ignore_errors=True)

@@ -271,5 +271,5 @@ def test_end_to_end_on_the_small_dataset(ray_local: Any, small_store: Path, tmp_
     assert len(done) == 4, trials[["status", "reason"]]
     optimum = trials.iloc[-1]
     for name in ("n_layers", "activation"):  # range analysis by hand from the real errors
-        means = done.groupby(name)["val_error_mev_per_atom"].mean()
+        means = done.groupby(name)["val_ldos_mse"].mean()  # the objective (default: the LDOS loss)
         assert optimum[name] == means.idxmin()

@@ -1,4 +1,4 @@
-"""Does the ACSD predict the network's error? The paper's figure 7 on the generated Al dataset.
+"""Does the ACSD predict the network's error? The paper's figure 7 on a store (default: the embedded Be store).
 
 For each cutoff radius (twojmax fixed, 10 as the paper's J_max = 5): the ACSD from the scan
 (descriptors only at the sampled points), then SNAP descriptors on the full grid of every

@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hpsearch.bench.progress import ProgressBoard, StudyProgress
 from hpsearch.errors import ConfigError
@@ -86,7 +86,7 @@ def parallel_studies(experiments: Iterable[Experiment], address: str | None, req
 def _run_one(job: StudyJob, address: str | None, progress: bool, board: ProgressBoard | None,
              ) -> tuple[StudyResult, tuple[float, float]]:
     started = time.time()
-    with StudyProgress(job.title, enabled=progress, board=board, objective=job.experiment.config.objective) as line:
+    with StudyProgress(job.title, enabled=progress, board=board, objective=getattr(job.experiment.config, "objective", "ldos_mse")) as line:
         result = job.experiment.run(address=address, callbacks=[line.callback()], tags=job.tags)
         line.done(result)
     return result, (started, time.time())
@@ -106,33 +106,6 @@ def run_jobs(jobs: Sequence[StudyJob], parallel: int, address: str | None, progr
     with ProgressBoard(enabled=progress) as board:
         _run_in_threads(jobs, min(parallel, len(jobs)), address, progress, board, results, timeline)
     return results, timeline
-
-
-_REGISTRY_LOCK = threading.RLock()
-
-
-def thread_safe_tune_registry() -> None:
-    """Make Ray Tune's process-wide registry safe for studies started from several threads.
-
-    Every ``Tuner.fit`` registers its trainable in ``ray.tune.registry._global_registry``, whose
-    ``register`` adds to a dict that ``flush_values`` iterates: two studies starting at once raised
-    "dictionary changed size during iteration" (seen in about 1 of 3 runs of the cluster test). Both
-    methods are wrapped, once, with one re-entrant lock."""
-    from ray.tune import registry
-
-    found = registry._global_registry
-    if getattr(found, "_hpsearch_locked", False):
-        return
-
-    def locked(method: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with _REGISTRY_LOCK:
-                return method(*args, **kwargs)
-        return call
-
-    found.register = locked(found.register)
-    found.flush_values = locked(found.flush_values)
-    found._hpsearch_locked = True
 
 
 def _run_in_threads(jobs: Sequence[StudyJob], n_threads: int, address: str | None, progress: bool,
@@ -161,6 +134,8 @@ def _run_in_threads(jobs: Sequence[StudyJob], n_threads: int, address: str | Non
                 return
             with lock:
                 results[job.key], timeline[job.experiment.config.name] = result, interval
+
+    from hpsearch.tune.registry import thread_safe_tune_registry
 
     thread_safe_tune_registry()
     threads = [threading.Thread(target=work, name=f"study-{i}", daemon=True) for i in range(n_threads)]

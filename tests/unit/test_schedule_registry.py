@@ -15,7 +15,7 @@ pytestmark = pytest.mark.ray
 def test_concurrent_registrations_with_a_real_ray(ray_local: Any) -> None:
     from ray.tune import registry
 
-    from hpsearch.bench.schedule import thread_safe_tune_registry
+    from hpsearch.tune.registry import thread_safe_tune_registry
 
     thread_safe_tune_registry()
     thread_safe_tune_registry()  # once is enough; a second call changes nothing

@@ -10,7 +10,7 @@ import math
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.config.strategy import LDOS_METRIC, METRIC, NASWOT_METRIC, reported_list
+from hpsearch.config.strategy import LDOS_METRIC, NASWOT_METRIC, OBJECTIVES, reported_list
 
 if TYPE_CHECKING:
     from ray.tune import Callback
@@ -27,9 +27,10 @@ class StudyProgress:
     """
 
     def __init__(self, title: str, enabled: bool = True, board: ProgressBoard | None = None,
-                 objective: str = "band_energy") -> None:
+                 objective: str = "ldos_mse") -> None:
         self.title = title
-        self.ldos = objective == "ldos_mse"  # the line shows what the study selects on
+        self.metric = OBJECTIVES[objective]  # the line shows what the study selects on
+        self.ldos = self.metric == LDOS_METRIC
         self.enabled = enabled
         self.board = board
         self.finished = 0
@@ -67,7 +68,7 @@ class StudyProgress:
     def trial_finished(self, result: dict[str, Any]) -> None:
         """Count a finished trial (its last result) and refresh the line."""
         self.finished += 1
-        error = result.get(LDOS_METRIC if self.ldos else METRIC)
+        error = result.get(self.metric)
         if error is not None and math.isfinite(float(error)) and result.get("status", "completed") == "completed":
             self.best = min(self.best, float(error))
         elif NASWOT_METRIC in result and "status" not in result and "naswot_scores" not in result:

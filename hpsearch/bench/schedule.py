@@ -86,7 +86,8 @@ def parallel_studies(experiments: Iterable[Experiment], address: str | None, req
 def _run_one(job: StudyJob, address: str | None, progress: bool, board: ProgressBoard | None,
              ) -> tuple[StudyResult, tuple[float, float]]:
     started = time.time()
-    with StudyProgress(job.title, enabled=progress, board=board, objective=getattr(job.experiment.config, "objective", "ldos_mse")) as line:
+    objective = getattr(job.experiment.config, "objective", "ldos_mse")  # stand-in configs may lack it
+    with StudyProgress(job.title, enabled=progress, board=board, objective=objective) as line:
         result = job.experiment.run(address=address, callbacks=[line.callback()], tags=job.tags)
         line.done(result)
     return result, (started, time.time())

@@ -114,21 +114,16 @@ def _ui_link(report: Any) -> str:
 
 
 def _print_server(report: Any, out: Path, console: Any) -> None:
+    from hpsearch.tracking.server import answers_as_mlflow  # the benchmark's own server is stopped at its end
+
     if report.server_pid is not None:
         console.print(f"MLflow UI: {_ui_link(report)}  (experiment with every study; stop the server with "
                       f"`kill -TERM -{report.server_pid}`)", style="bold", soft_wrap=True)
-    elif report.server_url and report.server_url.startswith("http") and _answers(str(report.server_url)):
+    elif report.server_url and report.server_url.startswith("http") and answers_as_mlflow(str(report.server_url)):
         console.print(f"MLflow UI: {_ui_link(report)}", style="bold", soft_wrap=True)
     else:
         console.print(f"MLflow store: {out / 'mlflow'} (the benchmark's own server has stopped; --keep-ui keeps "
                       f"it); browse it with `hpsearch ui --folder {out / 'mlflow'}`", soft_wrap=True)
-
-
-def _answers(url: str) -> bool:
-    """Whether an MLflow server answers at `url` (the benchmark's own one is stopped at its end)."""
-    from hpsearch.tracking.server import answers_as_mlflow
-
-    return bool(answers_as_mlflow(url))
 
 
 def paper(

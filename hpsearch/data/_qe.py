@@ -315,8 +315,7 @@ def solve_snapshot(positions: np.ndarray, cell: np.ndarray, setup: QeSetup, pseu
                         f"{parsed['n_electrons']}: too few bands (raise n_bands)")
     highest = float(parsed["eigenvalues_ev"][:, -1].min())
     margin = setup.band_margin_broadenings
-    top = setup.energy_offset_ev + (setup.n_energies - 1) * setup.energy_spacing_ev
-    needed = top + (margin or 0.0) * setup.broadening_ev
+    needed = setup.energy_offset_ev + (setup.n_energies - 1) * setup.energy_spacing_ev + (margin or 0.0) * setup.broadening_ev
     if margin is not None and highest < needed:
         raise DataError(f"the highest band reaches down to {highest:.2f} eV, below the window's top plus {margin:g} "
                         f"broadenings ({needed:.2f} eV): the LDOS would miss states; raise n_bands")
